@@ -1,0 +1,61 @@
+import { randomUUID } from 'node:crypto';
+import express, { type Express } from 'express';
+import { pinoHttp } from 'pino-http';
+import type { Logger } from 'pino';
+import type { M2mConfigService } from './domain/m2m-config-service.js';
+import type { RoleService } from './domain/role-service.js';
+import { GatewayError } from './errors.js';
+import type { Authenticate } from './http/auth.js';
+import { createErrorHandler } from './http/error-handler.js';
+import { createM2mRoutes } from './http/m2m-routes.js';
+import { createRoleRoutes } from './http/role-routes.js';
+import { createStatusRoutes } from './http/status-routes.js';
+
+export interface AppDeps {
+  readonly logger: Logger;
+  readonly configs: M2mConfigService;
+  readonly roles: RoleService;
+  readonly authenticate: Authenticate;
+  /** Resolves when the database is reachable and migrated; rejects otherwise. */
+  readonly checkReadiness: () => Promise<void>;
+  readonly trustProxy: boolean | number | string;
+}
+
+/** The HTTP application; it never listens, so tests can drive it directly. */
+export function createApp(deps: AppDeps): Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+  app.set('trust proxy', deps.trustProxy);
+
+  app.use(
+    pinoHttp({
+      logger: deps.logger,
+      // Our own id, never the caller's, so that the audit trail cannot be forged (SPEC §2).
+      genReqId: (_req, res) => {
+        const id = randomUUID();
+        res.setHeader('X-Request-Id', id);
+        return id;
+      },
+      // Method and path only: headers carry credentials.
+      serializers: {
+        req: (req: { id: unknown; method: string; url: string }) => ({ id: req.id, method: req.method, path: req.url.split('?')[0] }),
+        res: (res: { statusCode: number }) => ({ statusCode: res.statusCode }),
+      },
+    }),
+  );
+  app.use((_req, res, next) => {
+    res.set('Cache-Control', 'no-store');
+    next();
+  });
+
+  app.use(createStatusRoutes(deps.authenticate, deps.checkReadiness));
+  app.use(createM2mRoutes(deps.configs, deps.authenticate));
+  app.use(createRoleRoutes(deps.roles, deps.authenticate));
+
+  app.use(() => {
+    throw new GatewayError('NOT_FOUND', 'not found');
+  });
+  app.use(createErrorHandler(deps.logger));
+  return app;
+}

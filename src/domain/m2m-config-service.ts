@@ -1,0 +1,91 @@
+import { GatewayError, invalidArgument, notFound } from '../errors.js';
+import { isJsonObject } from './problems.js';
+import { parseM2mConfig, type IssuerPolicy, type M2mConfig, type M2mConfigFields } from './m2m-config.js';
+
+/** The configs as stored. Writes replace a config and its mappings atomically. */
+export interface ConfigStore {
+  list(): Promise<M2mConfig[]>;
+  get(id: string): Promise<M2mConfig | undefined>;
+  findByIssuer(issuer: string): Promise<M2mConfig | undefined>;
+  /** @throws GatewayError ALREADY_EXISTS when another config has the issuer */
+  save(config: M2mConfig): Promise<void>;
+  remove(id: string): Promise<void>;
+}
+
+export interface RoleDirectory {
+  names(): Promise<string[]>;
+}
+
+/**
+ * Fetches and checks the issuer's discovery document (SPEC §1).
+ *
+ * @throws GatewayError FAILED_PRECONDITION naming the issuer and the cause
+ */
+export type DiscoverIssuer = (config: M2mConfigFields) => Promise<void>;
+
+export interface M2mConfigServiceDeps {
+  readonly store: ConfigStore;
+  readonly roles: RoleDirectory;
+  readonly discoverIssuer: DiscoverIssuer;
+  readonly issuerPolicy: IssuerPolicy;
+  readonly newId: () => string;
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+export const isUuid = (id: string): boolean => UUID.test(id);
+
+/** The admin use cases of `/v1/auth/m2m` (StackRox's AuthService M2M RPCs). */
+export function createM2mConfigService(deps: M2mConfigServiceDeps) {
+  const { store } = deps;
+
+  async function validate(input: unknown): Promise<M2mConfigFields> {
+    const roles = new Set(await deps.roles.names());
+    return parseM2mConfig(input, deps.issuerPolicy, (name) => roles.has(name));
+  }
+
+  async function write(config: M2mConfig): Promise<void> {
+    const holder = await store.findByIssuer(config.issuer);
+    if (holder && holder.id !== config.id) throw issuerTaken(config.issuer);
+    await deps.discoverIssuer(config);
+    await store.save(config);
+  }
+
+  return {
+    list: () => store.list(),
+
+    async get(id: string): Promise<M2mConfig> {
+      const config = isUuid(id) ? await store.get(id.toLowerCase()) : undefined;
+      if (!config) throw notFound(`machine-to-machine config ${JSON.stringify(id)} not found`);
+      return config;
+    },
+
+    /** Any id in the input is ignored; the new config gets a fresh one. */
+    async add(input: unknown): Promise<M2mConfig> {
+      const config = { ...(await validate(input)), id: deps.newId() };
+      await write(config);
+      return config;
+    },
+
+    /** Upsert: an unknown id creates the config under that id. */
+    async update(id: string, input: unknown): Promise<M2mConfig> {
+      if (!isUuid(id)) throw invalidArgument(`id ${JSON.stringify(id)} is not a UUID`);
+      const bodyId = isJsonObject(input) ? input.id : undefined;
+      if (bodyId !== undefined && bodyId !== '' && (typeof bodyId !== 'string' || bodyId.toLowerCase() !== id.toLowerCase())) {
+        throw invalidArgument(`id ${JSON.stringify(bodyId)} in the body differs from ${JSON.stringify(id)} in the path`);
+      }
+      const config = { ...(await validate(input)), id: id.toLowerCase() };
+      await write(config);
+      return config;
+    },
+
+    /** Deleting an unknown id succeeds, as in StackRox. */
+    async remove(id: string): Promise<void> {
+      if (isUuid(id)) await store.remove(id.toLowerCase());
+    },
+  };
+}
+
+export type M2mConfigService = ReturnType<typeof createM2mConfigService>;
+
+export const issuerTaken = (issuer: string) =>
+  new GatewayError('ALREADY_EXISTS', `a machine-to-machine config for issuer ${JSON.stringify(issuer)} already exists`);

@@ -1,0 +1,237 @@
+import { Problems, isJsonObject, type JsonObject } from './problems.js';
+import { DurationSyntaxError, NANOS_PER_SECOND, parseGoDuration } from './go-duration.js';
+import { MAX_ROLE_NAME_LENGTH } from './roles.js';
+import { valueExpressionProblem } from './role-mapping.js';
+
+export const M2M_CONFIG_TYPES = ['GENERIC', 'GITHUB_ACTIONS', 'KUBE_SERVICE_ACCOUNT'] as const;
+export type M2mConfigType = (typeof M2M_CONFIG_TYPES)[number];
+
+export interface RoleMapping {
+  readonly key: string;
+  readonly valueExpression: string;
+  readonly role: string;
+}
+
+/** An AuthMachineToMachineConfig as stored and as sent on the wire (SPEC §1). */
+export interface M2mConfig {
+  readonly id: string;
+  readonly type: M2mConfigType;
+  readonly tokenExpirationDuration: string;
+  readonly mappings: readonly RoleMapping[];
+  readonly issuer: string;
+  readonly audience: string;
+}
+
+export type M2mConfigFields = Omit<M2mConfig, 'id'>;
+
+export const GITHUB_ACTIONS_ISSUER = 'https://token.actions.githubusercontent.com';
+
+/** What a config is checked against beyond itself. */
+export interface IssuerPolicy {
+  /** GitHub Enterprise Server issuers an operator allows (GITHUB_ACTIONS_ISSUERS). */
+  readonly githubActionsIssuers: readonly string[];
+  /** `iss` of the gateway's own service-account token; undefined outside a cluster (SPEC §3.3). */
+  readonly kubeServiceAccountIssuer: () => string | undefined;
+}
+
+export const MIN_TOKEN_LIFETIME_SECONDS = 60;
+export const MAX_TOKEN_LIFETIME_SECONDS = 24 * 3600;
+export const MAX_MAPPINGS = 100;
+export const MAX_MAPPING_KEY_LENGTH = 256;
+export const MAX_ISSUER_LENGTH = 2048;
+export const MAX_AUDIENCE_LENGTH = 1024;
+
+/**
+ * The token lifetime of a config, in seconds.
+ *
+ * @throws DurationSyntaxError for a duration that did not pass parseM2mConfig
+ */
+export const tokenLifetimeSeconds = (config: Pick<M2mConfig, 'tokenExpirationDuration'>): number =>
+  parseGoDuration(config.tokenExpirationDuration) / NANOS_PER_SECOND;
+
+/**
+ * Validates a config written by an admin and resolves its defaults (the
+ * GitHub and Kubernetes issuers).
+ *
+ * @param input the `config` object of the request, with lowerCamelCase keys
+ * @param roleExists whether a mapping's role names an existing role
+ * @throws GatewayError INVALID_ARGUMENT listing every problem at once
+ */
+export function parseM2mConfig(
+  input: unknown,
+  policy: IssuerPolicy,
+  roleExists: (name: string) => boolean,
+): M2mConfigFields {
+  const problems = new Problems();
+  if (!isJsonObject(input)) {
+    problems.add('config must be a JSON object');
+    throw problems.toError('machine-to-machine config');
+  }
+
+  const type = readType(input.type, problems);
+  const tokenExpirationDuration = readString(input, 'tokenExpirationDuration', problems);
+  checkDuration(tokenExpirationDuration, problems);
+  const mappings = readMappings(input.mappings, roleExists, problems);
+  const audience = readString(input, 'audience', problems);
+  if (audience.length > MAX_AUDIENCE_LENGTH) {
+    problems.add(`audience is longer than ${MAX_AUDIENCE_LENGTH} characters`);
+  }
+  const issuer = type ? resolveIssuer(type, readString(input, 'issuer', problems), policy, problems) : '';
+
+  problems.throwIfAny('machine-to-machine config');
+  return { type: type!, tokenExpirationDuration, mappings, issuer, audience };
+}
+
+function readString(input: JsonObject, field: string, problems: Problems): string {
+  const value = input[field] ?? '';
+  if (typeof value === 'string') return value;
+  problems.add(`${field} must be a string`);
+  return '';
+}
+
+/** The enum name, or as protojson also accepts, its number. */
+function readType(value: unknown, problems: Problems): M2mConfigType | undefined {
+  const type = typeof value === 'number' ? M2M_CONFIG_TYPES[value] : M2M_CONFIG_TYPES.find((t) => t === value);
+  if (type === undefined) {
+    problems.add(
+      value === undefined || value === ''
+        ? `type is required (one of ${M2M_CONFIG_TYPES.join(', ')})`
+        : `type ${JSON.stringify(value)} is not one of ${M2M_CONFIG_TYPES.join(', ')}`,
+    );
+  }
+  return type;
+}
+
+function checkDuration(text: string, problems: Problems): void {
+  if (text === '') {
+    problems.add('tokenExpirationDuration is required (a Go duration such as "1h30m")');
+    return;
+  }
+  let seconds: number;
+  try {
+    seconds = parseGoDuration(text) / NANOS_PER_SECOND;
+  } catch (error) {
+    if (!(error instanceof DurationSyntaxError)) throw error;
+    problems.add(`tokenExpirationDuration: ${error.message}`);
+    return;
+  }
+  if (seconds < MIN_TOKEN_LIFETIME_SECONDS || seconds > MAX_TOKEN_LIFETIME_SECONDS) {
+    problems.add(`tokenExpirationDuration ${JSON.stringify(text)} must be between 1m and 24h`);
+  }
+}
+
+function readMappings(value: unknown, roleExists: (name: string) => boolean, problems: Problems): RoleMapping[] {
+  if (value === undefined || (Array.isArray(value) && value.length === 0)) {
+    problems.add('at least one mapping is required');
+    return [];
+  }
+  if (!Array.isArray(value)) {
+    problems.add('mappings must be a list');
+    return [];
+  }
+  if (value.length > MAX_MAPPINGS) {
+    problems.add(`at most ${MAX_MAPPINGS} mappings are allowed, got ${value.length}`);
+    return [];
+  }
+  return value.map((raw: unknown, index) => {
+    const where = `mappings[${index}]`;
+    if (!isJsonObject(raw)) {
+      problems.add(`${where} must be an object with key, valueExpression and role`);
+      return { key: '', valueExpression: '', role: '' };
+    }
+    const key = readString(raw, 'key', problems);
+    const valueExpression = readString(raw, 'valueExpression', problems);
+    const role = readString(raw, 'role', problems);
+    if (key === '') problems.add(`${where}.key is empty`);
+    else if (key.length > MAX_MAPPING_KEY_LENGTH) {
+      problems.add(`${where}.key is longer than ${MAX_MAPPING_KEY_LENGTH} characters`);
+    }
+    const expressionProblem = valueExpressionProblem(valueExpression);
+    if (expressionProblem) problems.add(`${where}.valueExpression ${expressionProblem}`);
+    if (role === '') problems.add(`${where}.role is empty`);
+    else if (role.length > MAX_ROLE_NAME_LENGTH) {
+      problems.add(`${where}.role is longer than ${MAX_ROLE_NAME_LENGTH} characters`);
+    } else if (!roleExists(role)) problems.add(`${where}.role ${JSON.stringify(role)} does not exist`);
+    return { key, valueExpression, role };
+  });
+}
+
+function resolveIssuer(type: M2mConfigType, given: string, policy: IssuerPolicy, problems: Problems): string {
+  switch (type) {
+    case 'GENERIC':
+      if (given === '') problems.add('issuer is required for GENERIC configs');
+      else checkIssuerUrl(given, problems);
+      return given;
+    case 'GITHUB_ACTIONS': {
+      const issuer = given === '' ? GITHUB_ACTIONS_ISSUER : given;
+      if (!isGitHubActionsIssuer(issuer, policy)) {
+        problems.add(
+          `issuer ${JSON.stringify(issuer)} is not a GitHub Actions issuer: use ${GITHUB_ACTIONS_ISSUER}, ` +
+            `${GITHUB_ACTIONS_ISSUER}/<enterprise-slug>, or one listed in GITHUB_ACTIONS_ISSUERS`,
+        );
+      }
+      return issuer;
+    }
+    case 'KUBE_SERVICE_ACCOUNT': {
+      if (given !== '') {
+        checkIssuerUrl(given, problems);
+        return given;
+      }
+      const own = policy.kubeServiceAccountIssuer();
+      if (own === undefined) {
+        problems.add(
+          'issuer is required for KUBE_SERVICE_ACCOUNT configs when the gateway does not run in a cluster ' +
+            '(no service-account token to take the issuer from)',
+        );
+        return '';
+      }
+      return own;
+    }
+  }
+}
+
+/** GitHub Enterprise Cloud slugs: letters, digits and hyphens. */
+const GITHUB_ENTERPRISE_CLOUD_ISSUER = /^https:\/\/token\.actions\.githubusercontent\.com\/[A-Za-z0-9][A-Za-z0-9-]{0,99}$/;
+
+function isGitHubActionsIssuer(issuer: string, policy: IssuerPolicy): boolean {
+  return (
+    issuer === GITHUB_ACTIONS_ISSUER ||
+    GITHUB_ENTERPRISE_CLOUD_ISSUER.test(issuer) ||
+    policy.githubActionsIssuers.includes(issuer)
+  );
+}
+
+/** RFC 3986 characters; `%` must start a valid percent-encoding. */
+const URI_CHARACTERS = /^(?:[A-Za-z0-9\-._~:/?#[\]@!$&'()*+,;=]|%[0-9A-Fa-f]{2})*$/;
+
+/**
+ * Why a string cannot be an issuer (SPEC §1): an absolute https URL with a
+ * host and no userinfo, query or fragment. Issuers are compared as exact
+ * strings, so nothing here normalises.
+ */
+export function issuerUrlProblem(issuer: string): string | undefined {
+  const quoted = JSON.stringify(issuer);
+  if (issuer.length > MAX_ISSUER_LENGTH) return `issuer is longer than ${MAX_ISSUER_LENGTH} characters`;
+  if (!URI_CHARACTERS.test(issuer)) return `issuer ${quoted} is not a valid URL`;
+  let url: URL;
+  try {
+    url = new URL(issuer);
+  } catch {
+    return `issuer ${quoted} is not a valid URL`;
+  }
+  if (url.protocol !== 'https:' || !issuer.toLowerCase().startsWith('https://')) {
+    return `issuer ${quoted} must use https`;
+  }
+  if (url.hostname === '') return `issuer ${quoted} has no host`;
+  if (url.username !== '' || url.password !== '' || issuer.includes('@')) {
+    return `issuer ${quoted} must not contain userinfo`;
+  }
+  if (issuer.includes('?')) return `issuer ${quoted} must not contain a query`;
+  if (issuer.includes('#')) return `issuer ${quoted} must not contain a fragment`;
+  return undefined;
+}
+
+function checkIssuerUrl(issuer: string, problems: Problems): void {
+  const problem = issuerUrlProblem(issuer);
+  if (problem) problems.add(problem);
+}

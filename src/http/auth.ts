@@ -1,0 +1,82 @@
+import type { RequestHandler, Response } from 'express';
+import { GatewayError } from '../errors.js';
+import { ADMIN_ROLE, BUILT_IN_ROLES, grants, type AccessLevel, type Role } from '../domain/roles.js';
+import { ADMIN_USERNAME } from '../keys/admin-password.js';
+
+/** Who is calling the admin API, in the shape of `/v1/auth/status` (SPEC §2). */
+export interface Principal {
+  readonly userId: string;
+  readonly friendlyName: string;
+  readonly roles: readonly Role[];
+  readonly authProvider: { readonly id: string; readonly name: string; readonly type: string };
+  readonly expires?: Date;
+  readonly attributes: Readonly<Record<string, readonly string[]>>;
+}
+
+export type VerifyAdminPassword = (username: string, password: string) => Promise<boolean>;
+/** Resolves a gateway-minted bearer token; undefined when it is not valid (now). */
+export type VerifyBearerToken = (token: string) => Promise<Principal | undefined>;
+
+const adminRole = BUILT_IN_ROLES.find((role) => role.name === ADMIN_ROLE)!;
+
+const ADMIN: Principal = {
+  userId: ADMIN_USERNAME,
+  friendlyName: ADMIN_USERNAME,
+  roles: [adminRole],
+  authProvider: { id: 'basic', name: 'Login with username/password', type: 'basic' },
+  attributes: { username: [ADMIN_USERNAME], role: [ADMIN_ROLE] },
+};
+
+/**
+ * Turns an Authorization header into a Principal: Basic for the bootstrap
+ * admin, Bearer for tokens this gateway minted (SPEC §2).
+ */
+export function createAuthenticator(verifyAdmin: VerifyAdminPassword, verifyBearer: VerifyBearerToken) {
+  return async function authenticate(authorization: string | undefined): Promise<Principal | undefined> {
+    const [scheme = '', credentials = ''] = (authorization ?? '').trim().split(/\s+/, 2);
+    switch (scheme.toLowerCase()) {
+      case 'basic': {
+        const decoded = Buffer.from(credentials, 'base64').toString('utf8');
+        const colon = decoded.indexOf(':');
+        if (colon < 0) return undefined;
+        return (await verifyAdmin(decoded.slice(0, colon), decoded.slice(colon + 1))) ? ADMIN : undefined;
+      }
+      case 'bearer':
+        return credentials === '' ? undefined : verifyBearer(credentials);
+      default:
+        return undefined;
+    }
+  };
+}
+
+export type Authenticate = ReturnType<typeof createAuthenticator>;
+
+export const principalOf = (res: Response): Principal => res.locals.principal as Principal;
+
+const unauthenticated = () => new GatewayError('UNAUTHENTICATED', 'credentials are missing or invalid');
+
+/** Any valid identity; the principal is left in `res.locals`. */
+export function requireIdentity(authenticate: Authenticate): RequestHandler {
+  return async (req, res, next) => {
+    const principal = await authenticate(req.get('authorization'));
+    if (!principal) {
+      res.set('WWW-Authenticate', 'Basic realm="m2m-gateway", Bearer');
+      throw unauthenticated();
+    }
+    res.locals.principal = principal;
+    next();
+  };
+}
+
+/** The gateway enforces the `Access` resource on its admin API (SPEC §2). */
+export function requireAccess(authenticate: Authenticate, level: AccessLevel): RequestHandler[] {
+  return [
+    requireIdentity(authenticate),
+    (_req, res, next) => {
+      if (!grants(principalOf(res).roles, 'Access', level)) {
+        throw new GatewayError('PERMISSION_DENIED', `this needs ${level} to the Access resource`);
+      }
+      next();
+    },
+  ];
+}
