@@ -34,7 +34,10 @@ function discoverBeforeWrite(http: HttpsJsonClient): DiscoverIssuer {
     try {
       await discoverIssuer(http, config.issuer);
     } catch (error) {
-      throw failedPrecondition(`discovery of issuer ${JSON.stringify(config.issuer)} failed: ${messageOf(error)}`, error);
+      throw failedPrecondition(
+        `discovery of issuer ${JSON.stringify(config.issuer)} failed: ${messageOf(error)}`,
+        error,
+      );
     }
   };
 }

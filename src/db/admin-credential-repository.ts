@@ -7,10 +7,17 @@ export function createAdminCredentialRepository(db: Database): AdminCredentialSt
       return (await db.adminCredential.findUnique({ where: { username } }))?.passwordHash;
     },
     async setHash(username, passwordHash) {
-      await db.adminCredential.upsert({ where: { username }, create: { username, passwordHash }, update: { passwordHash } });
+      await db.adminCredential.upsert({
+        where: { username },
+        create: { username, passwordHash },
+        update: { passwordHash },
+      });
     },
     async insertHash(username, passwordHash) {
-      const { count } = await db.adminCredential.createMany({ data: [{ username, passwordHash }], skipDuplicates: true });
+      const { count } = await db.adminCredential.createMany({
+        data: [{ username, passwordHash }],
+        skipDuplicates: true,
+      });
       return count === 1;
     },
   };

@@ -23,7 +23,10 @@ const toConfig = (row: ConfigRow): M2mConfig => ({
 export function createConfigRepository(db: Database): ConfigStore {
   return {
     async list() {
-      const rows = await db.m2mConfig.findMany({ include: withMappings, orderBy: [{ createdAt: 'asc' }, { id: 'asc' }] });
+      const rows = await db.m2mConfig.findMany({
+        include: withMappings,
+        orderBy: [{ createdAt: 'asc' }, { id: 'asc' }],
+      });
       return rows.map(toConfig);
     },
 
@@ -61,7 +64,8 @@ export function createConfigRepository(db: Database): ConfigStore {
         ]);
       } catch (error) {
         if (isUniqueViolation(error)) throw issuerTaken(config.issuer);
-        if (isForeignKeyViolation(error)) throw invalidArgument('invalid machine-to-machine config: a mapped role no longer exists');
+        if (isForeignKeyViolation(error))
+          throw invalidArgument('invalid machine-to-machine config: a mapped role no longer exists');
         throw error;
       }
     },

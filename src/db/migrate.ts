@@ -40,7 +40,6 @@ export interface Migration {
   readonly checksum: string;
 }
 
-
 export async function readMigrations(dir: string): Promise<Migration[]> {
   const entries = await readdir(dir, { withFileTypes: true });
   const names = entries

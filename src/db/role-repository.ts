@@ -44,7 +44,11 @@ export function createRoleRepository(db: Database): RoleStore & RoleDirectory {
         await db.role.deleteMany({ where: { name } });
       } catch (error) {
         if (!isForeignKeyViolation(error)) throw error;
-        const users = await db.m2mMapping.findMany({ where: { roleName: name }, distinct: ['configId'], select: { configId: true } });
+        const users = await db.m2mMapping.findMany({
+          where: { roleName: name },
+          distinct: ['configId'],
+          select: { configId: true },
+        });
         throw new GatewayError(
           'FAILED_PRECONDITION',
           `role ${JSON.stringify(name)} is used by the mappings of machine-to-machine configs ${users.map((u) => u.configId).join(', ')}`,

@@ -70,8 +70,14 @@ export function createM2mConfigService(deps: M2mConfigServiceDeps) {
     async update(id: string, input: unknown): Promise<M2mConfig> {
       if (!isUuid(id)) throw invalidArgument(`id ${JSON.stringify(id)} is not a UUID`);
       const bodyId = isJsonObject(input) ? input.id : undefined;
-      if (bodyId !== undefined && bodyId !== '' && (typeof bodyId !== 'string' || bodyId.toLowerCase() !== id.toLowerCase())) {
-        throw invalidArgument(`id ${JSON.stringify(bodyId)} in the body differs from ${JSON.stringify(id)} in the path`);
+      if (
+        bodyId !== undefined &&
+        bodyId !== '' &&
+        (typeof bodyId !== 'string' || bodyId.toLowerCase() !== id.toLowerCase())
+      ) {
+        throw invalidArgument(
+          `id ${JSON.stringify(bodyId)} in the body differs from ${JSON.stringify(id)} in the path`,
+        );
       }
       const config = { ...(await validate(input)), id: id.toLowerCase() };
       await write(config);

@@ -191,7 +191,8 @@ function resolveIssuer(type: M2mConfigType, given: string, policy: IssuerPolicy,
 }
 
 /** GitHub Enterprise Cloud slugs: letters, digits and hyphens. */
-const GITHUB_ENTERPRISE_CLOUD_ISSUER = /^https:\/\/token\.actions\.githubusercontent\.com\/[A-Za-z0-9][A-Za-z0-9-]{0,99}$/;
+const GITHUB_ENTERPRISE_CLOUD_ISSUER =
+  /^https:\/\/token\.actions\.githubusercontent\.com\/[A-Za-z0-9][A-Za-z0-9-]{0,99}$/;
 
 function isGitHubActionsIssuer(issuer: string, policy: IssuerPolicy): boolean {
   return (

@@ -22,7 +22,10 @@ export function sendError(res: Response, error: GatewayError, status = HTTP_STAT
 }
 
 /** body-parser's errors carry a `type`; these are the caller's fault. */
-function fromBodyParser(error: { type?: unknown; limit?: unknown }): { error: GatewayError; status: number } | undefined {
+function fromBodyParser(error: {
+  type?: unknown;
+  limit?: unknown;
+}): { error: GatewayError; status: number } | undefined {
   switch (error.type) {
     case 'entity.too.large':
       return {

@@ -29,7 +29,9 @@ export async function discoverIssuer(
   const { body } = await http.getJson(discoveryUrl(issuer), headers);
   if (!isJsonObject(body)) throw new OutboundError('the discovery document is not a JSON object');
   if (body.issuer !== issuer) {
-    throw new OutboundError(`the discovery document names issuer ${JSON.stringify(body.issuer)}, not ${JSON.stringify(issuer)}`);
+    throw new OutboundError(
+      `the discovery document names issuer ${JSON.stringify(body.issuer)}, not ${JSON.stringify(issuer)}`,
+    );
   }
   const jwksUri = body.jwks_uri;
   if (typeof jwksUri !== 'string' || !jwksUri.startsWith('https://') || !URL.canParse(jwksUri)) {

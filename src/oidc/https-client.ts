@@ -40,7 +40,10 @@ export interface HttpsJsonClient {
  * The one way the gateway talks to issuers: https only, extra CAs on top of
  * the system roots (ISSUER_CA_FILE), bounded in time and size.
  */
-export function createHttpsJsonClient(extraCaPem: readonly string[], limits = DEFAULT_OUTBOUND_LIMITS): HttpsJsonClient {
+export function createHttpsJsonClient(
+  extraCaPem: readonly string[],
+  limits = DEFAULT_OUTBOUND_LIMITS,
+): HttpsJsonClient {
   const agent = new https.Agent({
     keepAlive: true,
     ca: extraCaPem.length > 0 ? [...tls.rootCertificates, ...extraCaPem] : undefined,
@@ -79,7 +82,8 @@ export function createHttpsJsonClient(extraCaPem: readonly string[], limits = DE
             });
             response.on('error', (error) => reject(toOutboundError(url, error)));
             response.on('end', () => {
-              if (status < 200 || status >= 300) return reject(new OutboundError(`${url} answered HTTP ${status}`, status));
+              if (status < 200 || status >= 300)
+                return reject(new OutboundError(`${url} answered HTTP ${status}`, status));
               try {
                 resolve({ status, body: JSON.parse(Buffer.concat(chunks).toString('utf8')) });
               } catch {

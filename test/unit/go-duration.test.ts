@@ -40,7 +40,7 @@ describe('parseGoDuration', () => {
     [' 1h', 'invalid duration " 1h"'],
     ['1h-1m', 'unknown unit "h-" in duration "1h-1m"'],
     ['3000000h', 'invalid duration "3000000h"'],
-  ])('refuses %j with Go\'s reason', (text, reason) => {
+  ])("refuses %j with Go's reason", (text, reason) => {
     expect(() => parseGoDuration(text)).toThrow(new DurationSyntaxError(reason));
   });
 });

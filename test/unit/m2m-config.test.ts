@@ -11,7 +11,10 @@ const policy: IssuerPolicy = {
   githubActionsIssuers: ['https://ghes.example.com/_services/token'],
   kubeServiceAccountIssuer: () => undefined,
 };
-const inCluster: IssuerPolicy = { ...policy, kubeServiceAccountIssuer: () => 'https://kubernetes.default.svc.cluster.local' };
+const inCluster: IssuerPolicy = {
+  ...policy,
+  kubeServiceAccountIssuer: () => 'https://kubernetes.default.svc.cluster.local',
+};
 const roleExists = (name: string) => ['Admin', 'Analyst', 'None'].includes(name);
 
 const valid = {
@@ -102,14 +105,16 @@ describe('parseM2mConfig', () => {
     expect(problemsOf({ type: 'GITHUB_ACTIONS', issuer })).toContain('is not a GitHub Actions issuer');
   });
 
-  it('takes an empty Kubernetes issuer from the gateway\'s own service-account token', () => {
+  it("takes an empty Kubernetes issuer from the gateway's own service-account token", () => {
     expect(parse({ type: 'KUBE_SERVICE_ACCOUNT', issuer: '' }, inCluster).issuer).toBe(
       'https://kubernetes.default.svc.cluster.local',
     );
   });
 
   it('refuses an empty Kubernetes issuer outside a cluster', () => {
-    expect(problemsOf({ type: 'KUBE_SERVICE_ACCOUNT', issuer: '' })).toContain('when the gateway does not run in a cluster');
+    expect(problemsOf({ type: 'KUBE_SERVICE_ACCOUNT', issuer: '' })).toContain(
+      'when the gateway does not run in a cluster',
+    );
   });
 
   it.each([

@@ -32,7 +32,9 @@ describe('built-in roles', () => {
 describe('parseRole', () => {
   it('accepts a role and defaults what is missing', () => {
     expect(parseRole('ci-reader', {})).toEqual({ name: 'ci-reader', description: '', permissions: {} });
-    expect(parseRole('ci', { name: 'ci', description: 'CI', permissions: { Image: 'READ_ACCESS', Access: 2 } })).toEqual({
+    expect(
+      parseRole('ci', { name: 'ci', description: 'CI', permissions: { Image: 'READ_ACCESS', Access: 2 } }),
+    ).toEqual({
       name: 'ci',
       description: 'CI',
       permissions: { Image: 'READ_ACCESS', Access: 'READ_WRITE_ACCESS' },
