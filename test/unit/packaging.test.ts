@@ -61,7 +61,9 @@ describe('Dockerfile', () => {
 describe('src/config.ts', () => {
   it('reads exactly the SPEC §4 variables', () => {
     const source = read('src/config.ts');
-    const names = new Set([...source.matchAll(/\b(?:read|integer|oneOf|list|httpUrl|bool)\('([A-Z_]+)'/g)].map((m) => m[1]));
+    const names = new Set(
+      [...source.matchAll(/\b(?:read|integer|oneOf|list|httpUrl|bool)\('([A-Z_]+)'/g)].map((m) => m[1]),
+    );
     names.add('ADMIN_PASSWORD'); // read raw: a password may start or end with spaces
     expect([...names].sort()).toEqual([...SPEC_VARIABLES].sort());
   });
