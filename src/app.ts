@@ -10,6 +10,8 @@ import { createErrorHandler } from './http/error-handler.js';
 import { createM2mRoutes } from './http/m2m-routes.js';
 import { createRoleRoutes } from './http/role-routes.js';
 import { createStatusRoutes } from './http/status-routes.js';
+import { createTokenRoutes, type Exchange } from './http/token-routes.js';
+import { createWellKnownRoutes, type IssuerPublication } from './http/well-known.js';
 
 export interface AppDeps {
   readonly logger: Logger;
@@ -19,6 +21,8 @@ export interface AppDeps {
   /** Resolves when the database is reachable and migrated; rejects otherwise. */
   readonly checkReadiness: () => Promise<void>;
   readonly trustProxy: boolean | number | string;
+  readonly exchange: Exchange;
+  readonly publication: IssuerPublication;
 }
 
 /** The HTTP application; it never listens, so tests can drive it directly. */
@@ -54,6 +58,8 @@ export function createApp(deps: AppDeps): Express {
   });
 
   app.use(createStatusRoutes(deps.authenticate, deps.checkReadiness));
+  app.use(createWellKnownRoutes(deps.publication));
+  app.use(createTokenRoutes(deps.exchange, deps.logger));
   app.use(createM2mRoutes(deps.configs, deps.authenticate));
   app.use(createRoleRoutes(deps.roles, deps.authenticate));
 

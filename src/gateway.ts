@@ -1,30 +1,41 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import type { Express } from 'express';
 import type { Logger } from 'pino';
 import { createApp } from './app.js';
 import type { AppConfig } from './config.js';
 import { createAdminCredentialRepository } from './db/admin-credential-repository.js';
+import { coalesce, listenForChanges } from './db/change-feed.js';
 import { createConfigRepository } from './db/config-repository.js';
-import { startEmbeddedPostgres } from './db/embedded-postgres.js';
+import { readOrCreateSecret, startEmbeddedPostgres, type EmbeddedDatabase } from './db/embedded-postgres.js';
 import { applyMigrations, defaultMigrationsDir, readMigrations } from './db/migrate.js';
 import { createDatabase } from './db/prisma.js';
 import { createRoleRepository } from './db/role-repository.js';
+import { createSigningKeyRepository } from './db/signing-key-repository.js';
+import { createConfigCache, createRoleCache } from './domain/config-cache.js';
+import { exchangeToken, type ExchangeDeps } from './domain/exchange.js';
 import type { IssuerPolicy } from './domain/m2m-config.js';
-import { createM2mConfigService, type DiscoverIssuer } from './domain/m2m-config-service.js';
-import { createRoleService } from './domain/role-service.js';
+import { createM2mConfigService, type ConfigStore, type DiscoverIssuer } from './domain/m2m-config-service.js';
+import { createRoleService, type RoleStore } from './domain/role-service.js';
 import { failedPrecondition, messageOf } from './errors.js';
 import { createAuthenticator } from './http/auth.js';
+import { createAccessTokenVerifier } from './keys/access-token-verifier.js';
 import { bootstrapAdminPassword, createAdminPasswordVerifier } from './keys/admin-password.js';
+import { createKeyRing, newJti, type KeyRing } from './keys/signing-keys.js';
 import { discoverIssuer } from './oidc/discovery.js';
 import { createHttpsJsonClient, type HttpsJsonClient } from './oidc/https-client.js';
+import { createIdTokenVerifier } from './oidc/id-token-verifier.js';
 import { readOwnServiceAccountIssuer } from './oidc/kube-service-account.js';
 
 export interface Gateway {
   readonly app: Express;
   /** Set only on the very first start without ADMIN_PASSWORD; print it once. */
   readonly generatedAdminPassword: string | undefined;
-  /** Closes the database pool and stops an embedded database. */
+  readonly keyRing: KeyRing;
+  /** Reloads configs, roles and keys from the database now (replicas do it on every change). */
+  refresh(): Promise<void>;
+  /** Closes the change feed and the database pool, and stops an embedded database. */
   close(): Promise<void>;
 }
 
@@ -34,48 +45,100 @@ function discoverBeforeWrite(http: HttpsJsonClient): DiscoverIssuer {
     try {
       await discoverIssuer(http, config.issuer);
     } catch (error) {
-      throw failedPrecondition(
-        `discovery of issuer ${JSON.stringify(config.issuer)} failed: ${messageOf(error)}`,
-        error,
-      );
+      throw failedPrecondition(`discovery of issuer ${JSON.stringify(config.issuer)} failed: ${messageOf(error)}`, error);
     }
   };
 }
 
-function readCaBundle(file: string | undefined): string[] {
-  return file === undefined ? [] : [readFileSync(file, 'utf8')];
+/** A store whose writes are followed by a reload, so this replica sees its own writes at once. */
+function reloadingAfterWrites<T extends ConfigStore | RoleStore>(store: T, reload: () => Promise<void>, writes: (keyof T)[]): T {
+  const wrapped = { ...store };
+  for (const name of writes) {
+    const write = store[name] as (...args: unknown[]) => Promise<void>;
+    (wrapped as Record<keyof T, unknown>)[name] = async (...args: unknown[]) => {
+      await write(...args);
+      await reload();
+    };
+  }
+  return wrapped;
+}
+
+async function openDatabase(config: AppConfig, logger: Logger) {
+  if (config.databaseUrl) {
+    return { url: config.databaseUrl, keyEncryptionKey: config.keyEncryptionKey!, embedded: undefined };
+  }
+  const embedded: EmbeddedDatabase = await startEmbeddedPostgres(config.dataDir, logger);
+  // SPEC §4: with the embedded database the key encryption key is generated once into DATA_DIR.
+  const keyEncryptionKey =
+    config.keyEncryptionKey ??
+    Buffer.from(await readOrCreateSecret(path.join(config.dataDir, 'key-encryption-key'), 32), 'base64url');
+  return { url: embedded.url, keyEncryptionKey, embedded };
 }
 
 /**
- * The composition root's body: database, migrations, stores and services,
- * wired into the HTTP app. main.ts adds the listener and the signals.
+ * The composition root's body: database, migrations, stores, caches, keys and
+ * services, wired into the HTTP app. main.ts adds the listener and the signals.
  */
 export async function startGateway(config: AppConfig, logger: Logger): Promise<Gateway> {
-  const embedded = config.databaseUrl ? undefined : await startEmbeddedPostgres(config.dataDir, logger);
-  const databaseUrl = config.databaseUrl ?? embedded!.url;
+  const { url, keyEncryptionKey, embedded } = await openDatabase(config, logger);
+  const closers: (() => Promise<void>)[] = [async () => embedded?.stop()];
+  const close = async () => {
+    for (const closer of closers.splice(0).reverse()) await closer();
+  };
   try {
     const migrations = await readMigrations(defaultMigrationsDir());
-    await applyMigrations(databaseUrl, migrations, logger);
-    const db = createDatabase(databaseUrl);
+    await applyMigrations(url, migrations, logger);
+    const db = createDatabase(url);
+    closers.push(() => db.$disconnect());
+    const now = () => new Date();
 
+    const configRepository = createConfigRepository(db);
     const roleRepository = createRoleRepository(db);
-    const roles = createRoleService(roleRepository);
+    const configCache = createConfigCache();
+    const roleCache = createRoleCache();
+    const keyRing = createKeyRing({
+      store: createSigningKeyRepository(db),
+      keyEncryptionKey,
+      alg: config.tokenSigningAlg,
+      now,
+      clockSkewSeconds: config.clockSkewSeconds,
+    });
+    const refresh = coalesce(async () => {
+      const [configs, roles] = await Promise.all([configRepository.list(), roleRepository.list(), keyRing.reload()]);
+      configCache.replace(configs);
+      roleCache.replace(roles);
+    });
+
+    const roles = createRoleService(reloadingAfterWrites(roleRepository, refresh, ['create', 'upsert', 'remove']));
     await roles.ensureBuiltIns();
     const credentials = createAdminCredentialRepository(db);
     const generatedAdminPassword = await bootstrapAdminPassword(credentials, config.adminPassword);
+    await keyRing.ensureActiveKey();
+    await refresh();
+    const feed = await listenForChanges(url, () => void refresh().catch((error: unknown) => logger.error({ err: error }, 'reload failed')), logger);
+    closers.push(() => feed.close());
 
     const issuerPolicy: IssuerPolicy = {
       githubActionsIssuers: config.githubActionsIssuers,
       kubeServiceAccountIssuer: () => readOwnServiceAccountIssuer(config.kubeSaTokenFile),
     };
-    const http = createHttpsJsonClient(readCaBundle(config.issuerCaFile));
+    const http = createHttpsJsonClient(config.issuerCaFile === undefined ? [] : [readFileSync(config.issuerCaFile, 'utf8')]);
     const configs = createM2mConfigService({
-      store: createConfigRepository(db),
+      store: reloadingAfterWrites(configRepository, refresh, ['save', 'remove']),
       roles: roleRepository,
       discoverIssuer: discoverBeforeWrite(http),
       issuerPolicy,
       newId: randomUUID,
     });
+
+    const exchangeDeps: ExchangeDeps = {
+      configs: configCache,
+      verifier: createIdTokenVerifier({ http, clockSkewSeconds: config.clockSkewSeconds, now }),
+      signer: keyRing.signer,
+      gatewayIssuer: config.gatewayIssuer,
+      now,
+      newJti,
+    };
 
     const migrationNames = migrations.map((m) => m.name);
     const checkReadiness = async () => {
@@ -85,18 +148,23 @@ export async function startGateway(config: AppConfig, logger: Logger): Promise<G
       if (Number(row?.applied) !== migrationNames.length) throw new Error('migrations are not applied');
     };
 
-    const authenticate = createAuthenticator(createAdminPasswordVerifier(credentials), async () => undefined);
-    const app = createApp({ logger, configs, roles, authenticate, checkReadiness, trustProxy: config.trustProxy });
-    return {
-      app,
-      generatedAdminPassword,
-      async close() {
-        await db.$disconnect();
-        await embedded?.stop();
-      },
-    };
+    const authenticate = createAuthenticator(
+      createAdminPasswordVerifier(credentials),
+      createAccessTokenVerifier({ keyRing, issuer: config.gatewayIssuer, configs: configCache, roles: roleCache, now }),
+    );
+    const app = createApp({
+      logger,
+      configs,
+      roles,
+      authenticate,
+      checkReadiness,
+      trustProxy: config.trustProxy,
+      exchange: (idToken) => exchangeToken(exchangeDeps, idToken),
+      publication: { issuer: config.gatewayIssuer, signingAlgs: () => keyRing.publishedAlgs, jwks: () => keyRing.jwks() },
+    });
+    return { app, generatedAdminPassword, keyRing, refresh, close };
   } catch (error) {
-    await embedded?.stop();
+    await close();
     throw error;
   }
 }

@@ -77,9 +77,10 @@ function releaseSignalsFromExitHook(): void {
   for (const event of exitHook.hookedEvents()) exitHook.unhookEvent(event);
 }
 
-async function readOrCreateSecret(file: string): Promise<string> {
+/** A secret kept in a file of its own (mode 0600), made on first use. */
+export async function readOrCreateSecret(file: string, bytes = 24): Promise<string> {
   if (existsSync(file)) return (await readFile(file, 'utf8')).trim();
-  const secret = randomBytes(24).toString('base64url');
+  const secret = randomBytes(bytes).toString('base64url');
   await writeFile(file, `${secret}\n`, { mode: 0o600, flag: 'wx' });
   await chmod(file, 0o600);
   return secret;

@@ -1,5 +1,7 @@
 import RE2 from 're2';
 import { messageOf } from '../errors.js';
+import type { FlatClaims } from './claims.js';
+import type { RoleMapping } from './m2m-config.js';
 
 export const MAX_VALUE_EXPRESSION_LENGTH = 1024;
 
@@ -30,4 +32,30 @@ export function valueExpressionProblem(expression: string): string | undefined {
   } catch (error) {
     return `is not a valid RE2 expression: ${messageOf(error)}`;
   }
+}
+
+export interface CompiledMapping {
+  readonly key: string;
+  readonly matcher: RE2;
+  readonly role: string;
+}
+
+/** Compiles a stored config's mappings once, for every exchange that uses it. */
+export const compileMappings = (mappings: readonly RoleMapping[]): CompiledMapping[] =>
+  mappings.map(({ key, valueExpression, role }) => ({ key, matcher: compileValueExpression(valueExpression), role }));
+
+/**
+ * The union of the roles of every mapping that applies: one whose expression
+ * matches the whole of at least one value of its claim (SPEC §3.5). StackRox's
+ * `resolveRolesForClaims`, anchored.
+ *
+ * @returns role names in mapping order, each once
+ */
+export function resolveRoles(mappings: readonly CompiledMapping[], claims: FlatClaims): string[] {
+  const roles = new Set<string>();
+  for (const { key, matcher, role } of mappings) {
+    if (roles.has(role)) continue;
+    if (claims.get(key)?.some((value) => matcher.test(value))) roles.add(role);
+  }
+  return [...roles];
 }

@@ -1,21 +1,12 @@
 import type { RequestHandler, Response } from 'express';
 import { GatewayError } from '../errors.js';
 import { ADMIN_ROLE, BUILT_IN_ROLES, grants, type AccessLevel, type Role } from '../domain/roles.js';
+import type { Principal, VerifyBearerToken } from '../domain/principal.js';
 import { ADMIN_USERNAME } from '../keys/admin-password.js';
 
-/** Who is calling the admin API, in the shape of `/v1/auth/status` (SPEC §2). */
-export interface Principal {
-  readonly userId: string;
-  readonly friendlyName: string;
-  readonly roles: readonly Role[];
-  readonly authProvider: { readonly id: string; readonly name: string; readonly type: string };
-  readonly expires?: Date;
-  readonly attributes: Readonly<Record<string, readonly string[]>>;
-}
+export type { Principal } from '../domain/principal.js';
 
 export type VerifyAdminPassword = (username: string, password: string) => Promise<boolean>;
-/** Resolves a gateway-minted bearer token; undefined when it is not valid (now). */
-export type VerifyBearerToken = (token: string) => Promise<Principal | undefined>;
 
 const adminRole = BUILT_IN_ROLES.find((role) => role.name === ADMIN_ROLE)!;
 

@@ -43,6 +43,53 @@ function fromBodyParser(error: {
   }
 }
 
+/** RFC 6749 §5.2 and RFC 8693 §2.2.2 error codes used by `/oauth2/token`. */
+export type OAuthErrorCode = 'invalid_request' | 'unsupported_grant_type' | 'invalid_target' | 'temporarily_unavailable';
+
+export class OAuthError extends Error {
+  override readonly name = 'OAuthError';
+
+  constructor(
+    readonly error: OAuthErrorCode,
+    description: string,
+  ) {
+    super(description);
+  }
+}
+
+/** The status and RFC 6749 code of each gRPC code, for the token endpoint (SPEC §3.6). */
+const OAUTH_ERROR: Readonly<Record<GrpcCodeName, [number, OAuthErrorCode | 'server_error']>> = {
+  INVALID_ARGUMENT: [400, 'invalid_request'],
+  FAILED_PRECONDITION: [400, 'invalid_request'],
+  NOT_FOUND: [400, 'invalid_request'],
+  ALREADY_EXISTS: [400, 'invalid_request'],
+  UNAUTHENTICATED: [400, 'invalid_request'],
+  PERMISSION_DENIED: [400, 'invalid_request'],
+  RESOURCE_EXHAUSTED: [429, 'temporarily_unavailable'],
+  UNAVAILABLE: [503, 'temporarily_unavailable'],
+  DEADLINE_EXCEEDED: [503, 'temporarily_unavailable'],
+  INTERNAL: [500, 'server_error'],
+};
+
+/** The token endpoint's own serialiser: RFC 6749 `{error, error_description}`. */
+export function createOAuthErrorHandler(logger: Logger): ErrorRequestHandler {
+  return (error: unknown, req, res, next) => {
+    if (res.headersSent) return next(error);
+    const send = (status: number, code: string, description: string) =>
+      void res.status(status).json({ error: code, error_description: description });
+    if (error instanceof OAuthError) return send(400, error.error, error.message);
+    if (error instanceof GatewayError) {
+      const [status, code] = OAUTH_ERROR[error.code];
+      if (status >= 500) logger.warn({ err: error.cause ?? error, reqId: req.id }, error.message);
+      return send(status, code, error.message);
+    }
+    const parserError = typeof error === 'object' && error !== null ? fromBodyParser(error) : undefined;
+    if (parserError) return send(parserError.status, 'invalid_request', parserError.error.message);
+    logger.error({ err: error, reqId: req.id }, 'unexpected error');
+    send(500, 'server_error', `internal error (request id ${String(req.id)})`);
+  };
+}
+
 /**
  * Serialises every error (after node-oidc-provider's err_out): what is safe
  * goes to the caller, the detail only to the log, anything unexpected

@@ -1,0 +1,57 @@
+import type { FlatClaims } from './claims.js';
+import type { Identity } from './identity.js';
+import { NONE_ROLE } from './roles.js';
+
+/** The payload of a gateway access token (SPEC §3.6). */
+export interface AccessTokenClaims {
+  readonly iss: string;
+  readonly sub: string;
+  readonly aud: readonly [string];
+  readonly jti: string;
+  readonly iat: number;
+  readonly exp: number;
+  readonly name: string;
+  readonly roles: readonly string[];
+  readonly external_user: {
+    readonly user_id: string;
+    readonly full_name: string;
+    readonly attributes: Readonly<Record<string, readonly string[]>>;
+  };
+}
+
+export interface AccessTokenInput {
+  readonly issuer: string;
+  readonly configId: string;
+  readonly identity: Identity;
+  readonly claims: FlatClaims;
+  readonly roles: readonly string[];
+  readonly lifetimeSeconds: number;
+  readonly jti: string;
+  readonly now: Date;
+}
+
+/** Builds the claims of a token minted for an exchange; `None` is left out of `roles`. */
+export function buildAccessTokenClaims(input: AccessTokenInput): AccessTokenClaims {
+  const iat = Math.floor(input.now.getTime() / 1000);
+  return {
+    iss: input.issuer,
+    sub: `sso:${input.configId}:${input.identity.userId}`,
+    aud: [input.configId],
+    jti: input.jti,
+    iat,
+    exp: iat + Math.floor(input.lifetimeSeconds),
+    name: input.identity.friendlyName,
+    roles: input.roles.filter((role) => role !== NONE_ROLE),
+    external_user: {
+      user_id: input.identity.userId,
+      full_name: input.identity.friendlyName,
+      attributes: Object.fromEntries(input.claims),
+    },
+  };
+}
+
+/** The configId a gateway token was minted from: `sso:<configId>:<userId>`. */
+export function configIdOfSubject(sub: string): string | undefined {
+  const match = /^sso:([0-9a-f-]{36}):/.exec(sub);
+  return match?.[1];
+}

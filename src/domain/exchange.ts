@@ -1,0 +1,111 @@
+import { GatewayError, invalidArgument } from '../errors.js';
+import { buildAccessTokenClaims, type AccessTokenClaims } from './access-token.js';
+import { flattenClaims } from './claims.js';
+import { IdentityError, identify } from './identity.js';
+import { MalformedJwsError, decodeUnverifiedJws } from './jws.js';
+import type { M2mConfig } from './m2m-config.js';
+import { resolveRoles, type CompiledMapping } from './role-mapping.js';
+
+/** A stored config, ready for exchanges: mappings compiled, lifetime parsed. */
+export interface ActiveConfig {
+  readonly config: M2mConfig;
+  readonly mappings: readonly CompiledMapping[];
+  readonly lifetimeSeconds: number;
+}
+
+export interface ConfigLookup {
+  byIssuer(issuer: string): ActiveConfig | undefined;
+}
+
+export interface IdTokenVerifier {
+  /**
+   * Verifies the token against the config's issuer and audience (SPEC §3.2).
+   *
+   * @returns the verified payload
+   * @throws GatewayError UNAUTHENTICATED with a safe reason, or UNAVAILABLE
+   */
+  verify(idToken: string, config: M2mConfig): Promise<Readonly<Record<string, unknown>>>;
+}
+
+export interface TokenSigner {
+  sign(claims: AccessTokenClaims): Promise<{ token: string; kid: string; alg: string }>;
+}
+
+export interface ExchangeDeps {
+  readonly configs: ConfigLookup;
+  readonly verifier: IdTokenVerifier;
+  readonly signer: TokenSigner;
+  /** `iss` of the gateway's own tokens, which are never accepted as ID tokens. */
+  readonly gatewayIssuer: string;
+  readonly now: () => Date;
+  readonly newJti: () => string;
+}
+
+export interface ExchangeResult {
+  readonly accessToken: string;
+  readonly claims: AccessTokenClaims;
+  readonly config: M2mConfig;
+  readonly kid: string;
+}
+
+/** SPEC §3.1: ID tokens larger than this are refused before any parsing. */
+export const MAX_ID_TOKEN_BYTES = 16 * 1024;
+
+const unauthenticated = (message: string) => new GatewayError('UNAUTHENTICATED', message);
+
+/**
+ * Trades a third-party ID token for a gateway access token (SPEC §3.1):
+ * peek `iss` → find config → verify → flatten claims → resolve roles → mint.
+ *
+ * @throws GatewayError INVALID_ARGUMENT, UNAUTHENTICATED or UNAVAILABLE
+ */
+export async function exchangeToken(deps: ExchangeDeps, idToken: unknown): Promise<ExchangeResult> {
+  if (typeof idToken !== 'string' || idToken === '') throw invalidArgument('idToken is required');
+  if (Buffer.byteLength(idToken) > MAX_ID_TOKEN_BYTES) {
+    throw invalidArgument(`idToken is larger than ${MAX_ID_TOKEN_BYTES} bytes`);
+  }
+
+  let unverified;
+  try {
+    unverified = decodeUnverifiedJws(idToken);
+  } catch (error) {
+    if (!(error instanceof MalformedJwsError)) throw error;
+    throw invalidArgument(`idToken is not a compact JWS: ${error.message}`);
+  }
+  const { header, payload } = unverified;
+  if (typeof payload.iss !== 'string' || payload.iss === '') throw invalidArgument('the ID token has no iss');
+  const issuer = payload.iss;
+  if (issuer === deps.gatewayIssuer || (typeof header.typ === 'string' && /^(application\/)?at\+jwt$/i.test(header.typ))) {
+    throw unauthenticated('ID token is invalid: access tokens are not ID tokens');
+  }
+
+  const active = deps.configs.byIssuer(issuer);
+  if (!active) throw unauthenticated(`issuer ${JSON.stringify(issuer)} is not configured`);
+  const { config } = active;
+
+  const verified = await deps.verifier.verify(idToken, config);
+  const claims = flattenClaims(verified);
+  const roles = resolveRoles(active.mappings, claims);
+  if (roles.length === 0) throw unauthenticated('no valid role: no mapping of the config matches the ID token');
+
+  let identity;
+  try {
+    identity = identify(config.type, claims);
+  } catch (error) {
+    if (!(error instanceof IdentityError)) throw error;
+    throw unauthenticated(`ID token is invalid: ${error.message}`);
+  }
+
+  const accessClaims = buildAccessTokenClaims({
+    issuer: deps.gatewayIssuer,
+    configId: config.id,
+    identity,
+    claims,
+    roles,
+    lifetimeSeconds: active.lifetimeSeconds,
+    jti: deps.newJti(),
+    now: deps.now(),
+  });
+  const { token, kid } = await deps.signer.sign(accessClaims);
+  return { accessToken: token, claims: accessClaims, config, kid };
+}

@@ -1,0 +1,78 @@
+import express, { Router, type Request } from 'express';
+import type { Logger } from 'pino';
+import type { ExchangeResult } from '../domain/exchange.js';
+import { isJsonObject } from '../domain/problems.js';
+import { createOAuthErrorHandler, OAuthError } from './error-handler.js';
+import { EXCHANGE_BODY_LIMIT_BYTES } from './limits.js';
+import { jsonBody, withJsonFieldNames } from './request-body.js';
+
+export type Exchange = (idToken: unknown, req: Request) => Promise<ExchangeResult>;
+
+const TOKEN_EXCHANGE_GRANT = 'urn:ietf:params:oauth:grant-type:token-exchange';
+const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
+/** RFC 8693 §3: the subject token types an ID token may be presented as. */
+const SUBJECT_TOKEN_TYPES = ['urn:ietf:params:oauth:token-type:id_token', 'urn:ietf:params:oauth:token-type:jwt'];
+
+/** One value per parameter (RFC 6749 §3.2: "MUST NOT be included more than once"). */
+function formParameters(body: unknown): Map<string, string> {
+  const parameters = new Map<string, string>();
+  for (const [name, value] of Object.entries(isJsonObject(body) ? body : {})) {
+    if (typeof value !== 'string') throw new OAuthError('invalid_request', `parameter ${name} is given more than once`);
+    parameters.set(name, value);
+  }
+  return parameters;
+}
+
+/** `POST /v1/auth/m2m/exchange` (StackRox) and `POST /oauth2/token` (RFC 8693), one exchange behind both. */
+export function createTokenRoutes(exchange: Exchange, logger: Logger): Router {
+  const oauth = Router()
+    .post(
+      '/oauth2/token',
+      (req, _res, next) => {
+        if (!req.is('application/x-www-form-urlencoded')) {
+          throw new OAuthError('invalid_request', 'the request must be application/x-www-form-urlencoded');
+        }
+        next();
+      },
+      express.urlencoded({ extended: false, limit: EXCHANGE_BODY_LIMIT_BYTES, parameterLimit: 20 }),
+      async (req, res) => {
+        const parameters = formParameters(req.body);
+        const grantType = parameters.get('grant_type');
+        if (!grantType) throw new OAuthError('invalid_request', 'grant_type is required');
+        if (grantType !== TOKEN_EXCHANGE_GRANT) {
+          throw new OAuthError('unsupported_grant_type', `grant_type must be ${TOKEN_EXCHANGE_GRANT}`);
+        }
+        const subjectToken = parameters.get('subject_token');
+        const subjectTokenType = parameters.get('subject_token_type');
+        if (!subjectToken) throw new OAuthError('invalid_request', 'subject_token is required');
+        if (!subjectTokenType) throw new OAuthError('invalid_request', 'subject_token_type is required');
+        if (!SUBJECT_TOKEN_TYPES.includes(subjectTokenType)) {
+          throw new OAuthError('invalid_request', `subject_token_type must be one of ${SUBJECT_TOKEN_TYPES.join(', ')}`);
+        }
+        const requested = parameters.get('requested_token_type');
+        if (requested !== undefined && requested !== ACCESS_TOKEN_TYPE) {
+          throw new OAuthError('invalid_request', `requested_token_type must be ${ACCESS_TOKEN_TYPE}`);
+        }
+        // The audience of a gateway token is always its config (SPEC §3.6); no other target can be honoured.
+        if (parameters.has('resource') || parameters.has('audience')) {
+          throw new OAuthError('invalid_target', 'this server issues tokens only for its own audience');
+        }
+        const { accessToken, claims } = await exchange(subjectToken, req);
+        res.set('Pragma', 'no-cache').json({
+          access_token: accessToken,
+          issued_token_type: ACCESS_TOKEN_TYPE,
+          token_type: 'Bearer',
+          expires_in: claims.exp - claims.iat,
+        });
+      },
+    )
+    .use(createOAuthErrorHandler(logger));
+
+  return Router()
+    .post('/v1/auth/m2m/exchange', ...jsonBody(EXCHANGE_BODY_LIMIT_BYTES), async (req, res) => {
+      const request = withJsonFieldNames(req.body) as Record<string, unknown>;
+      const { accessToken } = await exchange(request.idToken, req);
+      res.json({ accessToken });
+    })
+    .use(oauth);
+}

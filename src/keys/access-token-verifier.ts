@@ -1,0 +1,81 @@
+import { jwtVerify, type JWTPayload } from 'jose';
+import { configIdOfSubject } from '../domain/access-token.js';
+import type { FlatClaims } from '../domain/claims.js';
+import type { ConfigCache, RoleCache } from '../domain/config-cache.js';
+import { isJsonObject } from '../domain/problems.js';
+import { resolveRoles } from '../domain/role-mapping.js';
+import type { Role } from '../domain/roles.js';
+import type { Principal, VerifyBearerToken } from '../domain/principal.js';
+import { SIGNING_ALGS, type KeyRing } from './signing-keys.js';
+
+export interface AccessTokenVerifierDeps {
+  readonly keyRing: KeyRing;
+  readonly issuer: string;
+  readonly configs: ConfigCache;
+  readonly roles: RoleCache;
+  readonly now: () => Date;
+}
+
+/** `external_user.attributes` back into claims, if it has that shape. */
+function attributesOf(payload: JWTPayload): FlatClaims | undefined {
+  const external = payload.external_user;
+  if (!isJsonObject(external) || !isJsonObject(external.attributes)) return undefined;
+  const claims = new Map<string, string[]>();
+  for (const [key, values] of Object.entries(external.attributes)) {
+    if (!Array.isArray(values) || !values.every((v) => typeof v === 'string')) return undefined;
+    claims.set(key, values);
+  }
+  return claims;
+}
+
+/**
+ * Accepts a token this gateway minted as admin API credentials (SPEC §2,
+ * §3.6): valid signature from a published key, not expired, its config still
+ * there (deleting a config revokes its tokens at once), and its roles
+ * evaluated again against the config's current mappings.
+ */
+export function createAccessTokenVerifier(deps: AccessTokenVerifierDeps): VerifyBearerToken {
+  return async (token) => {
+    let payload: JWTPayload;
+    try {
+      ({ payload } = await jwtVerify(
+        token,
+        (header) => {
+          const key = deps.keyRing.verificationKey(header.kid);
+          if (!key) throw new Error('unknown key');
+          return key;
+        },
+        {
+          issuer: deps.issuer,
+          algorithms: [...SIGNING_ALGS],
+          typ: 'JWT',
+          requiredClaims: ['exp', 'iat', 'sub', 'aud', 'jti'],
+          currentDate: deps.now(),
+        },
+      ));
+    } catch {
+      return undefined;
+    }
+
+    const configId = typeof payload.sub === 'string' ? configIdOfSubject(payload.sub) : undefined;
+    if (!configId || !Array.isArray(payload.aud) || payload.aud[0] !== configId) return undefined;
+    const active = deps.configs.byId(configId);
+    const attributes = attributesOf(payload);
+    if (!active || !attributes) return undefined;
+
+    const roles = resolveRoles(active.mappings, attributes)
+      .map((name) => deps.roles.get(name))
+      .filter((role): role is Role => role !== undefined);
+    if (roles.length === 0) return undefined;
+
+    const external = payload.external_user as { user_id?: unknown; full_name?: unknown };
+    return {
+      userId: payload.sub!,
+      friendlyName: typeof external.full_name === 'string' ? external.full_name : payload.sub!,
+      roles,
+      authProvider: { id: active.config.id, name: active.config.issuer, type: active.config.type },
+      expires: new Date(payload.exp! * 1000),
+      attributes: Object.fromEntries(attributes),
+    } satisfies Principal;
+  };
+}

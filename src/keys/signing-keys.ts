@@ -1,0 +1,152 @@
+import { randomUUID } from 'node:crypto';
+import {
+  SignJWT,
+  calculateJwkThumbprint,
+  exportJWK,
+  exportPKCS8,
+  generateKeyPair,
+  importJWK,
+  importPKCS8,
+  type CryptoKey,
+  type JWK,
+  type JWTPayload,
+} from 'jose';
+import type { AccessTokenClaims } from '../domain/access-token.js';
+import type { TokenSigner } from '../domain/exchange.js';
+import { MAX_TOKEN_LIFETIME_SECONDS } from '../domain/m2m-config.js';
+import { decryptPrivateKey, encryptPrivateKey } from './key-encryption.js';
+
+export const SIGNING_ALGS = ['ES256', 'RS256', 'EdDSA'] as const;
+export type SigningAlg = (typeof SIGNING_ALGS)[number];
+
+export interface StoredSigningKey {
+  readonly kid: string;
+  readonly alg: string;
+  readonly publicJwk: JWK;
+  readonly encryptedPrivateKey: string;
+  readonly createdAt: Date;
+  readonly retiredAt: Date | null;
+}
+
+export interface SigningKeyStore {
+  list(): Promise<StoredSigningKey[]>;
+  /**
+   * Runs `change` while holding the cluster-wide key lock, then stores what it
+   * returns: at most one new key, and the kids it retires.
+   */
+  update(
+    change: (keys: StoredSigningKey[]) => Promise<{ add?: StoredSigningKey; retire: string[] }>,
+    retiredAt: Date,
+  ): Promise<void>;
+}
+
+export interface KeyRingOptions {
+  readonly store: SigningKeyStore;
+  readonly keyEncryptionKey: Buffer;
+  readonly alg: SigningAlg;
+  readonly now: () => Date;
+  readonly clockSkewSeconds: number;
+}
+
+interface PublishedKey {
+  readonly jwk: JWK;
+  readonly key: CryptoKey;
+  /** After this, no token it signed can still be live (SPEC §3.6). */
+  readonly publishedUntil: number;
+}
+
+/**
+ * The gateway's signing keys, shared by every replica through the database.
+ * The active key signs; every key whose tokens may still be live is published
+ * in the JWKS and accepted on the admin API.
+ */
+export function createKeyRing(options: KeyRingOptions) {
+  const { store, keyEncryptionKey, alg, now } = options;
+  let active: { kid: string; alg: string; privateKey: CryptoKey } | undefined;
+  let published = new Map<string, PublishedKey>();
+  const retention = (MAX_TOKEN_LIFETIME_SECONDS + options.clockSkewSeconds) * 1000;
+
+  async function createKey(): Promise<StoredSigningKey> {
+    const { privateKey, publicKey } = await generateKeyPair(alg, { extractable: true });
+    const jwk = await exportJWK(publicKey);
+    const kid = await calculateJwkThumbprint(jwk);
+    const publicJwk = { ...jwk, kid, alg, use: 'sig' };
+    const encryptedPrivateKey = encryptPrivateKey(keyEncryptionKey, kid, await exportPKCS8(privateKey));
+    return { kid, alg, publicJwk, encryptedPrivateKey, createdAt: now(), retiredAt: null };
+  }
+
+  const current = (keys: StoredSigningKey[]) =>
+    keys.filter((key) => key.retiredAt === null && key.alg === alg).sort((a, b) => +b.createdAt - +a.createdAt)[0];
+
+  async function reload(): Promise<void> {
+    const keys = await store.list();
+    const signing = current(keys);
+    if (!signing) throw new Error(`no active ${alg} signing key`);
+    const nextPublished = new Map<string, PublishedKey>();
+    for (const key of keys) {
+      const publishedUntil = key.retiredAt ? key.retiredAt.getTime() + retention : Infinity;
+      if (publishedUntil <= now().getTime()) continue;
+      const reuse = published.get(key.kid);
+      nextPublished.set(key.kid, reuse ?? { jwk: key.publicJwk, key: (await importJWK(key.publicJwk, key.alg)) as CryptoKey, publishedUntil });
+    }
+    if (active?.kid !== signing.kid) {
+      const pem = decryptPrivateKey(keyEncryptionKey, signing.kid, signing.encryptedPrivateKey);
+      active = { kid: signing.kid, alg: signing.alg, privateKey: await importPKCS8(pem, signing.alg) };
+    }
+    published = nextPublished;
+  }
+
+  return {
+    /** Makes sure an active key of the configured algorithm exists (first start, or a new TOKEN_SIGNING_ALG). */
+    async ensureActiveKey(): Promise<void> {
+      await store.update(async (keys) => {
+        if (current(keys)) return { retire: [] };
+        return { add: await createKey(), retire: keys.filter((k) => k.retiredAt === null).map((k) => k.kid) };
+      }, now());
+      await reload();
+    },
+
+    /** A new active key; the old ones stay published until their tokens have expired. */
+    async rotate(): Promise<string> {
+      let kid = '';
+      await store.update(async (keys) => {
+        const add = await createKey();
+        kid = add.kid;
+        return { add, retire: keys.filter((k) => k.retiredAt === null).map((k) => k.kid) };
+      }, now());
+      await reload();
+      return kid;
+    },
+
+    reload,
+
+    jwks(): { keys: JWK[] } {
+      const at = now().getTime();
+      return { keys: [...published.values()].filter((k) => k.publishedUntil > at).map((k) => k.jwk) };
+    },
+
+    /** The public key for a kid that is still published. */
+    verificationKey(kid: unknown): CryptoKey | undefined {
+      const key = typeof kid === 'string' ? published.get(kid) : undefined;
+      return key && key.publishedUntil > now().getTime() ? key.key : undefined;
+    },
+
+    get publishedAlgs(): string[] {
+      return [...new Set([...published.values()].map((k) => k.jwk.alg!))];
+    },
+
+    signer: {
+      async sign(claims: AccessTokenClaims) {
+        const key = active!;
+        const token = await new SignJWT(claims as unknown as JWTPayload)
+          .setProtectedHeader({ alg: key.alg, kid: key.kid, typ: 'JWT' })
+          .sign(key.privateKey);
+        return { token, kid: key.kid, alg: key.alg };
+      },
+    } satisfies TokenSigner,
+  };
+}
+
+export type KeyRing = ReturnType<typeof createKeyRing>;
+
+export const newJti = (): string => randomUUID();

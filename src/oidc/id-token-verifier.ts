@@ -1,0 +1,164 @@
+import { createLocalJWKSet, jwtVerify, type JWTPayload, type JSONWebKeySet } from 'jose';
+import type { IdTokenVerifier } from '../domain/exchange.js';
+import { isJsonObject } from '../domain/problems.js';
+import type { M2mConfig } from '../domain/m2m-config.js';
+import { GatewayError, messageOf } from '../errors.js';
+import { discoverIssuer, type IssuerMetadata } from './discovery.js';
+import { OutboundError, type HttpsJsonClient } from './https-client.js';
+
+/** SPEC §3.2: asymmetric algorithms only; `none` and HS* never. */
+export const ASYMMETRIC_ALGS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'];
+
+export interface IdTokenVerifierOptions {
+  readonly http: HttpsJsonClient;
+  readonly clockSkewSeconds: number;
+  readonly now: () => Date;
+  /** How long after a JWKS fetch (or a failed one) an unknown kid may trigger another. */
+  readonly refetchCooldownMs?: number;
+  /** How long a discovery document is trusted before it is fetched again with the keys. */
+  readonly metadataTtlMs?: number;
+}
+
+interface IssuerState {
+  metadata?: IssuerMetadata;
+  metadataAt: number;
+  keys?: ReturnType<typeof createLocalJWKSet>;
+  lastAttemptAt: number;
+  lastError?: GatewayError;
+  inflight?: Promise<void>;
+}
+
+const invalid = (reason: string) => new GatewayError('UNAUTHENTICATED', `ID token is invalid: ${reason}`);
+
+/** jose's error codes → the safe, specific reasons of SPEC §3.1 step 3. */
+function reasonFor(error: unknown): GatewayError {
+  if (error instanceof GatewayError) return error;
+  const { code, claim } = (error ?? {}) as { code?: string; claim?: string };
+  switch (code) {
+    case 'ERR_JWT_EXPIRED':
+      return invalid('expired');
+    case 'ERR_JWT_CLAIM_VALIDATION_FAILED':
+      switch (claim) {
+        case 'aud':
+          return invalid('audience mismatch');
+        case 'iss':
+          return invalid('issuer mismatch');
+        case 'nbf':
+          return invalid('not yet valid');
+        case 'iat':
+          return invalid('issued in the future');
+        case 'exp':
+          return invalid('no exp');
+        default:
+          return invalid(`${claim ?? 'a'} claim is invalid`);
+      }
+    case 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED':
+      return invalid('signature');
+    case 'ERR_JWKS_NO_MATCHING_KEY':
+      return invalid('unknown key');
+    case 'ERR_JWKS_MULTIPLE_MATCHING_KEYS':
+      return invalid('ambiguous key');
+    case 'ERR_JOSE_ALG_NOT_ALLOWED':
+      return invalid('algorithm not allowed');
+    case 'ERR_JOSE_NOT_SUPPORTED':
+      return invalid('unsupported');
+    case 'ERR_JWS_INVALID':
+    case 'ERR_JWT_INVALID':
+    case 'ERR_JWT_CLAIM_INVALID':
+      return invalid('malformed');
+    default:
+      throw error;
+  }
+}
+
+function toKeySet(body: unknown): JSONWebKeySet {
+  if (!isJsonObject(body) || !Array.isArray(body.keys)) throw new OutboundError('the JWKS has no keys list');
+  return { keys: body.keys.filter(isJsonObject) };
+}
+
+/**
+ * Verifies third-party ID tokens (SPEC §3.2). One key cache per issuer shared
+ * by all requests: an unknown kid triggers one refetch for everybody, then a
+ * cooldown; cached keys keep working while the issuer is down.
+ */
+export function createIdTokenVerifier(options: IdTokenVerifierOptions): IdTokenVerifier & { forget(issuer: string): void } {
+  const cooldown = options.refetchCooldownMs ?? 30_000;
+  const metadataTtl = options.metadataTtlMs ?? 3_600_000;
+  const states = new Map<string, IssuerState>();
+  const clock = () => options.now().getTime();
+
+  const stateOf = (issuer: string): IssuerState => {
+    let state = states.get(issuer);
+    if (!state) states.set(issuer, (state = { metadataAt: 0, lastAttemptAt: 0 }));
+    return state;
+  };
+
+  async function fetchKeys(state: IssuerState, issuer: string): Promise<void> {
+    state.lastAttemptAt = clock();
+    try {
+      if (!state.metadata || clock() - state.metadataAt > metadataTtl) {
+        state.metadata = await discoverIssuer(options.http, issuer);
+        state.metadataAt = clock();
+      }
+      const { body } = await options.http.getJson(state.metadata.jwksUri);
+      state.keys = createLocalJWKSet(toKeySet(body));
+      state.lastError = undefined;
+    } catch (error) {
+      state.lastError = new GatewayError('UNAVAILABLE', `issuer ${JSON.stringify(issuer)} is unavailable: ${messageOf(error)}`, { cause: error });
+      throw state.lastError;
+    }
+  }
+
+  /** Single flight: concurrent callers share one fetch; within the cooldown the last outcome stands. */
+  function refresh(state: IssuerState, issuer: string): Promise<void> {
+    if (state.inflight) return state.inflight;
+    if (clock() - state.lastAttemptAt < cooldown) {
+      return state.lastError ? Promise.reject(state.lastError) : Promise.resolve();
+    }
+    state.inflight = fetchKeys(state, issuer).finally(() => (state.inflight = undefined));
+    return state.inflight;
+  }
+
+  const allowedAlgorithms = (metadata: IssuerMetadata | undefined) => {
+    const advertised = metadata?.idTokenSigningAlgValuesSupported;
+    return advertised ? ASYMMETRIC_ALGS.filter((alg) => advertised.includes(alg)) : ASYMMETRIC_ALGS;
+  };
+
+  async function verify(idToken: string, config: M2mConfig): Promise<JWTPayload> {
+    const state = stateOf(config.issuer);
+    if (!state.keys) await refresh(state, config.issuer);
+    const keys = state.keys;
+    if (!keys) throw state.lastError ?? new GatewayError('UNAVAILABLE', `issuer ${JSON.stringify(config.issuer)} is unavailable`);
+
+    try {
+      const { payload } = await jwtVerify(
+        idToken,
+        async (header, token) => {
+          try {
+            return await state.keys!(header, token);
+          } catch (error) {
+            if ((error as { code?: string }).code !== 'ERR_JWKS_NO_MATCHING_KEY') throw error;
+            await refresh(state, config.issuer);
+            return state.keys!(header, token);
+          }
+        },
+        {
+          issuer: config.issuer,
+          audience: config.audience === '' ? undefined : config.audience,
+          algorithms: allowedAlgorithms(state.metadata),
+          clockTolerance: options.clockSkewSeconds,
+          requiredClaims: ['exp'],
+          currentDate: options.now(),
+        },
+      );
+      if (typeof payload.iat === 'number' && payload.iat > clock() / 1000 + options.clockSkewSeconds) {
+        throw invalid('issued in the future');
+      }
+      return payload;
+    } catch (error) {
+      throw reasonFor(error);
+    }
+  }
+
+  return { verify, forget: (issuer) => states.delete(issuer) };
+}
