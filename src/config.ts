@@ -111,8 +111,14 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): AppConf
     exchangeRateLimit: integer('EXCHANGE_RATE_LIMIT', 600, 0, 1_000_000),
     trustProxy: readTrustProxy(read('TRUST_PROXY')),
   };
-  if (config.databaseUrl !== undefined && config.keyEncryptionKey === undefined && !problems.some((p) => p.startsWith('KEY_'))) {
-    problems.push('KEY_ENCRYPTION_KEY is required with DATABASE_URL (32 random bytes in base64: openssl rand -base64 32)');
+  if (
+    config.databaseUrl !== undefined &&
+    config.keyEncryptionKey === undefined &&
+    !problems.some((p) => p.startsWith('KEY_'))
+  ) {
+    problems.push(
+      'KEY_ENCRYPTION_KEY is required with DATABASE_URL (32 random bytes in base64: openssl rand -base64 32)',
+    );
   }
   if (problems.length > 0) throw new ConfigError(`invalid configuration: ${problems.join('; ')}`);
   return Object.freeze(config);

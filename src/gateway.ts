@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Express } from 'express';
@@ -39,19 +39,33 @@ export interface Gateway {
   close(): Promise<void>;
 }
 
+/** Knobs for tests and benchmarks; production uses the defaults. */
+export interface GatewayOptions {
+  readonly now?: () => Date;
+  /** How soon an unknown kid may make an issuer's JWKS be fetched again. */
+  readonly jwksRefetchCooldownMs?: number;
+}
+
 /** Add/Update run discovery first; a failure stores nothing (SPEC §1, Δ: Central answers 500). */
 function discoverBeforeWrite(http: HttpsJsonClient): DiscoverIssuer {
   return async (config) => {
     try {
       await discoverIssuer(http, config.issuer);
     } catch (error) {
-      throw failedPrecondition(`discovery of issuer ${JSON.stringify(config.issuer)} failed: ${messageOf(error)}`, error);
+      throw failedPrecondition(
+        `discovery of issuer ${JSON.stringify(config.issuer)} failed: ${messageOf(error)}`,
+        error,
+      );
     }
   };
 }
 
 /** A store whose writes are followed by a reload, so this replica sees its own writes at once. */
-function reloadingAfterWrites<T extends ConfigStore | RoleStore>(store: T, reload: () => Promise<void>, writes: (keyof T)[]): T {
+function reloadingAfterWrites<T extends ConfigStore | RoleStore>(
+  store: T,
+  reload: () => Promise<void>,
+  writes: (keyof T)[],
+): T {
   const wrapped = { ...store };
   for (const name of writes) {
     const write = store[name] as (...args: unknown[]) => Promise<void>;
@@ -61,6 +75,28 @@ function reloadingAfterWrites<T extends ConfigStore | RoleStore>(store: T, reloa
     };
   }
   return wrapped;
+}
+
+/**
+ * Every exchange leaves a log line with its outcome (SPEC §4): config, subject
+ * and roles, or the refusal reason; the token only as its SHA-256.
+ */
+async function loggedExchange(deps: ExchangeDeps, idToken: unknown, log: Logger) {
+  const tokenSha256 = typeof idToken === 'string' ? createHash('sha256').update(idToken).digest('hex') : undefined;
+  try {
+    const result = await exchangeToken(deps, idToken);
+    const { sub, roles, jti, exp } = result.claims;
+    log.info(
+      {
+        exchange: { outcome: 'minted', configId: result.config.id, sub, roles, jti, exp, kid: result.kid, tokenSha256 },
+      },
+      'token exchanged',
+    );
+    return result;
+  } catch (error) {
+    log.info({ exchange: { outcome: 'refused', reason: messageOf(error), tokenSha256 } }, 'token exchange refused');
+    throw error;
+  }
 }
 
 async function openDatabase(config: AppConfig, logger: Logger) {
@@ -79,7 +115,7 @@ async function openDatabase(config: AppConfig, logger: Logger) {
  * The composition root's body: database, migrations, stores, caches, keys and
  * services, wired into the HTTP app. main.ts adds the listener and the signals.
  */
-export async function startGateway(config: AppConfig, logger: Logger): Promise<Gateway> {
+export async function startGateway(config: AppConfig, logger: Logger, options: GatewayOptions = {}): Promise<Gateway> {
   const { url, keyEncryptionKey, embedded } = await openDatabase(config, logger);
   const closers: (() => Promise<void>)[] = [async () => embedded?.stop()];
   const close = async () => {
@@ -90,7 +126,7 @@ export async function startGateway(config: AppConfig, logger: Logger): Promise<G
     await applyMigrations(url, migrations, logger);
     const db = createDatabase(url);
     closers.push(() => db.$disconnect());
-    const now = () => new Date();
+    const now = options.now ?? (() => new Date());
 
     const configRepository = createConfigRepository(db);
     const roleRepository = createRoleRepository(db);
@@ -115,14 +151,20 @@ export async function startGateway(config: AppConfig, logger: Logger): Promise<G
     const generatedAdminPassword = await bootstrapAdminPassword(credentials, config.adminPassword);
     await keyRing.ensureActiveKey();
     await refresh();
-    const feed = await listenForChanges(url, () => void refresh().catch((error: unknown) => logger.error({ err: error }, 'reload failed')), logger);
+    const feed = await listenForChanges(
+      url,
+      () => void refresh().catch((error: unknown) => logger.error({ err: error }, 'reload failed')),
+      logger,
+    );
     closers.push(() => feed.close());
 
     const issuerPolicy: IssuerPolicy = {
       githubActionsIssuers: config.githubActionsIssuers,
       kubeServiceAccountIssuer: () => readOwnServiceAccountIssuer(config.kubeSaTokenFile),
     };
-    const http = createHttpsJsonClient(config.issuerCaFile === undefined ? [] : [readFileSync(config.issuerCaFile, 'utf8')]);
+    const http = createHttpsJsonClient(
+      config.issuerCaFile === undefined ? [] : [readFileSync(config.issuerCaFile, 'utf8')],
+    );
     const configs = createM2mConfigService({
       store: reloadingAfterWrites(configRepository, refresh, ['save', 'remove']),
       roles: roleRepository,
@@ -133,7 +175,12 @@ export async function startGateway(config: AppConfig, logger: Logger): Promise<G
 
     const exchangeDeps: ExchangeDeps = {
       configs: configCache,
-      verifier: createIdTokenVerifier({ http, clockSkewSeconds: config.clockSkewSeconds, now }),
+      verifier: createIdTokenVerifier({
+        http,
+        clockSkewSeconds: config.clockSkewSeconds,
+        now,
+        refetchCooldownMs: options.jwksRefetchCooldownMs,
+      }),
       signer: keyRing.signer,
       gatewayIssuer: config.gatewayIssuer,
       now,
@@ -159,8 +206,12 @@ export async function startGateway(config: AppConfig, logger: Logger): Promise<G
       authenticate,
       checkReadiness,
       trustProxy: config.trustProxy,
-      exchange: (idToken) => exchangeToken(exchangeDeps, idToken),
-      publication: { issuer: config.gatewayIssuer, signingAlgs: () => keyRing.publishedAlgs, jwks: () => keyRing.jwks() },
+      exchange: (idToken, req) => loggedExchange(exchangeDeps, idToken, req.log),
+      publication: {
+        issuer: config.gatewayIssuer,
+        signingAlgs: () => keyRing.publishedAlgs,
+        jwks: () => keyRing.jwks(),
+      },
     });
     return { app, generatedAdminPassword, keyRing, refresh, close };
   } catch (error) {

@@ -75,7 +75,10 @@ export async function exchangeToken(deps: ExchangeDeps, idToken: unknown): Promi
   const { header, payload } = unverified;
   if (typeof payload.iss !== 'string' || payload.iss === '') throw invalidArgument('the ID token has no iss');
   const issuer = payload.iss;
-  if (issuer === deps.gatewayIssuer || (typeof header.typ === 'string' && /^(application\/)?at\+jwt$/i.test(header.typ))) {
+  if (
+    issuer === deps.gatewayIssuer ||
+    (typeof header.typ === 'string' && /^(application\/)?at\+jwt$/i.test(header.typ))
+  ) {
     throw unauthenticated('ID token is invalid: access tokens are not ID tokens');
   }
 

@@ -21,7 +21,12 @@ const BASE64URL_SEGMENT = /^[A-Za-z0-9_-]*$/;
  */
 export function decodeUnverifiedJws(token: string): UnverifiedJws {
   const segments = token.split('.');
-  if (segments.length !== 3 || !segments.every((s) => BASE64URL_SEGMENT.test(s)) || segments[0] === '' || segments[1] === '') {
+  if (
+    segments.length !== 3 ||
+    !segments.every((s) => BASE64URL_SEGMENT.test(s)) ||
+    segments[0] === '' ||
+    segments[1] === ''
+  ) {
     throw new MalformedJwsError('not a compact JWS');
   }
   return { header: decodeSegment(segments[0]!, 'header'), payload: decodeSegment(segments[1]!, 'payload') };

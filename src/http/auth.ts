@@ -1,6 +1,6 @@
 import type { RequestHandler, Response } from 'express';
 import { GatewayError } from '../errors.js';
-import { ADMIN_ROLE, BUILT_IN_ROLES, grants, type AccessLevel, type Role } from '../domain/roles.js';
+import { ADMIN_ROLE, BUILT_IN_ROLES, grants, type AccessLevel } from '../domain/roles.js';
 import type { Principal, VerifyBearerToken } from '../domain/principal.js';
 import { ADMIN_USERNAME } from '../keys/admin-password.js';
 

@@ -44,7 +44,8 @@ function fromBodyParser(error: {
 }
 
 /** RFC 6749 §5.2 and RFC 8693 §2.2.2 error codes used by `/oauth2/token`. */
-export type OAuthErrorCode = 'invalid_request' | 'unsupported_grant_type' | 'invalid_target' | 'temporarily_unavailable';
+export type OAuthErrorCode =
+  'invalid_request' | 'unsupported_grant_type' | 'invalid_target' | 'temporarily_unavailable';
 
 export class OAuthError extends Error {
   override readonly name = 'OAuthError';

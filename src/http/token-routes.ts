@@ -47,7 +47,10 @@ export function createTokenRoutes(exchange: Exchange, logger: Logger): Router {
         if (!subjectToken) throw new OAuthError('invalid_request', 'subject_token is required');
         if (!subjectTokenType) throw new OAuthError('invalid_request', 'subject_token_type is required');
         if (!SUBJECT_TOKEN_TYPES.includes(subjectTokenType)) {
-          throw new OAuthError('invalid_request', `subject_token_type must be one of ${SUBJECT_TOKEN_TYPES.join(', ')}`);
+          throw new OAuthError(
+            'invalid_request',
+            `subject_token_type must be one of ${SUBJECT_TOKEN_TYPES.join(', ')}`,
+          );
         }
         const requested = parameters.get('requested_token_type');
         if (requested !== undefined && requested !== ACCESS_TOKEN_TYPE) {

@@ -87,7 +87,10 @@ export function createKeyRing(options: KeyRingOptions) {
       const publishedUntil = key.retiredAt ? key.retiredAt.getTime() + retention : Infinity;
       if (publishedUntil <= now().getTime()) continue;
       const reuse = published.get(key.kid);
-      nextPublished.set(key.kid, reuse ?? { jwk: key.publicJwk, key: (await importJWK(key.publicJwk, key.alg)) as CryptoKey, publishedUntil });
+      nextPublished.set(
+        key.kid,
+        reuse ?? { jwk: key.publicJwk, key: (await importJWK(key.publicJwk, key.alg)) as CryptoKey, publishedUntil },
+      );
     }
     if (active?.kid !== signing.kid) {
       const pem = decryptPrivateKey(keyEncryptionKey, signing.kid, signing.encryptedPrivateKey);

@@ -7,7 +7,18 @@ import { discoverIssuer, type IssuerMetadata } from './discovery.js';
 import { OutboundError, type HttpsJsonClient } from './https-client.js';
 
 /** SPEC §3.2: asymmetric algorithms only; `none` and HS* never. */
-export const ASYMMETRIC_ALGS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'];
+export const ASYMMETRIC_ALGS = [
+  'RS256',
+  'RS384',
+  'RS512',
+  'PS256',
+  'PS384',
+  'PS512',
+  'ES256',
+  'ES384',
+  'ES512',
+  'EdDSA',
+];
 
 export interface IdTokenVerifierOptions {
   readonly http: HttpsJsonClient;
@@ -81,8 +92,10 @@ function toKeySet(body: unknown): JSONWebKeySet {
  * by all requests: an unknown kid triggers one refetch for everybody, then a
  * cooldown; cached keys keep working while the issuer is down.
  */
-export function createIdTokenVerifier(options: IdTokenVerifierOptions): IdTokenVerifier & { forget(issuer: string): void } {
-  const cooldown = options.refetchCooldownMs ?? 30_000;
+export function createIdTokenVerifier(
+  options: IdTokenVerifierOptions,
+): IdTokenVerifier & { forget(issuer: string): void } {
+  const cooldown = options.refetchCooldownMs ?? 10_000;
   const metadataTtl = options.metadataTtlMs ?? 3_600_000;
   const states = new Map<string, IssuerState>();
   const clock = () => options.now().getTime();
@@ -104,7 +117,11 @@ export function createIdTokenVerifier(options: IdTokenVerifierOptions): IdTokenV
       state.keys = createLocalJWKSet(toKeySet(body));
       state.lastError = undefined;
     } catch (error) {
-      state.lastError = new GatewayError('UNAVAILABLE', `issuer ${JSON.stringify(issuer)} is unavailable: ${messageOf(error)}`, { cause: error });
+      state.lastError = new GatewayError(
+        'UNAVAILABLE',
+        `issuer ${JSON.stringify(issuer)} is unavailable: ${messageOf(error)}`,
+        { cause: error },
+      );
       throw state.lastError;
     }
   }
@@ -128,7 +145,10 @@ export function createIdTokenVerifier(options: IdTokenVerifierOptions): IdTokenV
     const state = stateOf(config.issuer);
     if (!state.keys) await refresh(state, config.issuer);
     const keys = state.keys;
-    if (!keys) throw state.lastError ?? new GatewayError('UNAVAILABLE', `issuer ${JSON.stringify(config.issuer)} is unavailable`);
+    if (!keys)
+      throw (
+        state.lastError ?? new GatewayError('UNAVAILABLE', `issuer ${JSON.stringify(config.issuer)} is unavailable`)
+      );
 
     try {
       const { payload } = await jwtVerify(

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
 import request from 'supertest';
 import { startFakeIssuer, type FakeIssuer } from '../fixtures/fake-issuer.js';
-import { ADMIN_AUTH, startTestGateway, type TestGateway } from '../fixtures/test-gateway.js';
+import { ADMIN_AUTH, errorBody, startTestGateway, type TestGateway } from '../fixtures/test-gateway.js';
 
 let gateway: TestGateway;
 let issuer: FakeIssuer;
@@ -41,8 +41,6 @@ const genericConfig = (overrides: Record<string, unknown> = {}) => ({
 
 const addConfig = (config: Record<string, unknown>) =>
   api().post('/v1/auth/m2m').set('Authorization', ADMIN_AUTH).send({ config });
-
-const errorBody = (code: number, message: string) => ({ code, message, details: [], error: message });
 
 describe('POST /v1/auth/m2m', () => {
   it('stores a config under a new id and answers it with every field', async () => {

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import request from 'supertest';
 import { startFakeIssuer, type FakeIssuer } from '../fixtures/fake-issuer.js';
-import { ADMIN_AUTH, startTestGateway, type TestGateway } from '../fixtures/test-gateway.js';
+import { ADMIN_AUTH, errorBody, startTestGateway, type TestGateway } from '../fixtures/test-gateway.js';
 
 let gateway: TestGateway;
 let issuer: FakeIssuer;
@@ -18,7 +18,6 @@ afterAll(async () => {
 });
 
 const api = () => request(gateway.app);
-const errorBody = (code: number, message: string) => ({ code, message, details: [], error: message });
 
 describe('/v1/roles', () => {
   it('lists the built-in roles on first start', async () => {

@@ -1,0 +1,184 @@
+import { describe, expect, it } from '@jest/globals';
+import { buildAccessTokenClaims, configIdOfSubject } from '../../src/domain/access-token.js';
+import { flattenClaims } from '../../src/domain/claims.js';
+import { createConfigCache } from '../../src/domain/config-cache.js';
+import { identify } from '../../src/domain/identity.js';
+import { decodeUnverifiedJws, hasDuplicateMember } from '../../src/domain/jws.js';
+import { compileMappings, resolveRoles } from '../../src/domain/role-mapping.js';
+
+const claimsOf = (entries: Record<string, string[]>) => new Map(Object.entries(entries));
+
+describe('flattenClaims', () => {
+  it('turns a payload into lists of strings (SPEC §3.4)', () => {
+    const claims = flattenClaims({
+      sub: 'abc',
+      n: 42,
+      f: 1.5,
+      ok: true,
+      gone: null,
+      groups: ['a', 'b', 'a', 7, null, { x: 1 }, ['nested']],
+      empty: [],
+      'kubernetes.io': { namespace: 'ci', serviceaccount: { name: 'builder', uid: 'u-1' } },
+    });
+    expect(Object.fromEntries(claims)).toEqual({
+      sub: ['abc'],
+      n: ['42'],
+      f: ['1.5'],
+      ok: ['true'],
+      groups: ['a', 'b', '7'],
+      'kubernetes.io.namespace': ['ci'],
+      'kubernetes.io.serviceaccount.name': ['builder'],
+      'kubernetes.io.serviceaccount.uid': ['u-1'],
+    });
+  });
+
+  it('flattens nested objects to depth 8 and no deeper', () => {
+    const nested = (segments: number): Record<string, unknown> => {
+      let value: unknown = 'leaf';
+      for (let i = segments - 1; i >= 0; i--) value = { [`k${i}`]: value };
+      return value as Record<string, unknown>;
+    };
+    expect([...flattenClaims(nested(8)).keys()]).toEqual(['k0.k1.k2.k3.k4.k5.k6.k7']);
+    expect([...flattenClaims(nested(9)).keys()]).toEqual([]);
+  });
+});
+
+describe('resolveRoles', () => {
+  const mappings = compileMappings([
+    { key: 'repository', valueExpression: 'sample-repo', role: 'Admin' },
+    { key: 'groups', valueExpression: 'dev|ops', role: 'Analyst' },
+    { key: 'groups', valueExpression: 'ops', role: 'Analyst' },
+  ]);
+
+  it('matches the whole value, never a part of it', () => {
+    expect(resolveRoles(mappings, claimsOf({ repository: ['evil-sample-repo'] }))).toEqual([]);
+    expect(resolveRoles(mappings, claimsOf({ repository: ['sample-repo-evil'] }))).toEqual([]);
+    expect(resolveRoles(mappings, claimsOf({ repository: ['sample-repo'] }))).toEqual(['Admin']);
+  });
+
+  it('keeps alternations inside the anchors', () => {
+    expect(resolveRoles(mappings, claimsOf({ groups: ['devops'] }))).toEqual([]);
+    expect(resolveRoles(mappings, claimsOf({ groups: ['xx', 'ops'] }))).toEqual(['Analyst']);
+  });
+
+  it('never matches an absent key', () => {
+    expect(
+      resolveRoles(compileMappings([{ key: 'missing', valueExpression: '.*', role: 'None' }]), claimsOf({})),
+    ).toEqual([]);
+  });
+});
+
+describe('identify', () => {
+  it('GENERIC: sub, plus the first single-valued contact claim', () => {
+    expect(identify('GENERIC', claimsOf({ sub: ['s'], preferred_username: ['p'], full_name: ['f'] }))).toEqual({
+      userId: 's|p',
+      friendlyName: 'p',
+    });
+    expect(identify('GENERIC', claimsOf({ sub: ['s'], email: ['a', 'b'], full_name: ['f'] }))).toEqual({
+      userId: 's|f',
+      friendlyName: 'f',
+    });
+    expect(identify('GENERIC', claimsOf({ sub: ['s'] }))).toEqual({ userId: 's', friendlyName: 's' });
+  });
+
+  it('GITHUB_ACTIONS: actor_id|actor', () => {
+    expect(
+      identify('GITHUB_ACTIONS', claimsOf({ sub: ['repo:o/r:ref:x'], actor_id: ['12'], actor: ['octocat'] })),
+    ).toEqual({
+      userId: '12|octocat',
+      friendlyName: 'octocat',
+    });
+  });
+
+  it('KUBE_SERVICE_ACCOUNT: the service account uid, named by sub', () => {
+    expect(
+      identify(
+        'KUBE_SERVICE_ACCOUNT',
+        claimsOf({ sub: ['system:serviceaccount:ci:builder'], 'kubernetes.io.serviceaccount.uid': ['u-1'] }),
+      ),
+    ).toEqual({ userId: 'u-1', friendlyName: 'system:serviceaccount:ci:builder' });
+    expect(() => identify('KUBE_SERVICE_ACCOUNT', claimsOf({ sub: ['x'] }))).toThrow(
+      'no kubernetes.io.serviceaccount.uid',
+    );
+  });
+
+  it('refuses a token without sub', () => {
+    expect(() => identify('GENERIC', claimsOf({}))).toThrow('the ID token has no sub');
+  });
+});
+
+describe('buildAccessTokenClaims', () => {
+  it('builds the SPEC §3.6 claims, leaving None out of roles', () => {
+    const configId = '3f9c4f57-9a0c-4c5b-8f0e-3c1b2a7d6e01';
+    const claims = buildAccessTokenClaims({
+      issuer: 'https://gw',
+      configId,
+      identity: { userId: '12|octocat', friendlyName: 'octocat' },
+      claims: claimsOf({ sub: ['s'] }),
+      roles: ['Admin', 'None'],
+      lifetimeSeconds: 900,
+      jti: 'j',
+      now: new Date('2026-01-01T00:00:00.900Z'),
+    });
+    expect(claims).toEqual({
+      iss: 'https://gw',
+      sub: `sso:${configId}:12|octocat`,
+      aud: [configId],
+      jti: 'j',
+      iat: 1767225600,
+      exp: 1767226500,
+      name: 'octocat',
+      roles: ['Admin'],
+      external_user: { user_id: '12|octocat', full_name: 'octocat', attributes: { sub: ['s'] } },
+    });
+    expect(configIdOfSubject(claims.sub)).toBe(configId);
+  });
+});
+
+describe('decodeUnverifiedJws', () => {
+  const segment = (json: string) => Buffer.from(json).toString('base64url');
+
+  it('decodes header and payload', () => {
+    expect(decodeUnverifiedJws(`${segment('{"alg":"ES256"}')}.${segment('{"iss":"x"}')}.sig`)).toEqual({
+      header: { alg: 'ES256' },
+      payload: { iss: 'x' },
+    });
+  });
+
+  it.each([
+    ['{"iss":"a","iss":"b"}', true],
+    ['{"iss":"a","nested":{"iss":"b"}}', false],
+    ['{"a":{"x":1,"x":2}}', true],
+    ['{"a":[{"x":1},{"x":2}]}', false],
+    ['{"a":"{\\"x\\":1,\\"x\\":2}"}', false],
+    ['{"\\u0069ss":"a","iss":"b"}', true],
+    ['{"a":[1,2],"b":{"c":[{"d":1,"e":{"f":1,"f":2}}]}}', true],
+  ])('finds duplicated member names in %s: %s', (json, expected) => {
+    expect(hasDuplicateMember(json)).toBe(expected);
+  });
+});
+
+describe('createConfigCache', () => {
+  const config = {
+    id: '3f9c4f57-9a0c-4c5b-8f0e-3c1b2a7d6e01',
+    type: 'GENERIC' as const,
+    tokenExpirationDuration: '1h',
+    issuer: 'https://a',
+    audience: '',
+    mappings: [{ key: 'sub', valueExpression: 'x', role: 'Admin' }],
+  };
+
+  it('finds configs by issuer and id, and reuses the compiled form of unchanged ones', () => {
+    const cache = createConfigCache();
+    cache.replace([config]);
+    const first = cache.byIssuer('https://a');
+    expect(first?.lifetimeSeconds).toBe(3600);
+    cache.replace([{ ...config }]);
+    expect(cache.byId(config.id)).toBe(first);
+    cache.replace([{ ...config, issuer: 'https://b' }]);
+    expect(cache.byIssuer('https://a')).toBeUndefined();
+    expect(cache.byIssuer('https://b')).not.toBe(first);
+    cache.replace([]);
+    expect(cache.size).toBe(0);
+  });
+});
