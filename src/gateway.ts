@@ -1,5 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Express } from 'express';
 import type { Logger } from 'pino';
@@ -15,7 +15,7 @@ import { createRoleRepository } from './db/role-repository.js';
 import { createSigningKeyRepository } from './db/signing-key-repository.js';
 import { createConfigCache, createRoleCache } from './domain/config-cache.js';
 import { exchangeToken, type ExchangeDeps } from './domain/exchange.js';
-import type { IssuerPolicy } from './domain/m2m-config.js';
+import type { IssuerPolicy, M2mConfigType } from './domain/m2m-config.js';
 import { createM2mConfigService, type ConfigStore, type DiscoverIssuer } from './domain/m2m-config-service.js';
 import { createRoleService, type RoleStore } from './domain/role-service.js';
 import { failedPrecondition, messageOf } from './errors.js';
@@ -26,7 +26,12 @@ import { createKeyRing, newJti, type KeyRing } from './keys/signing-keys.js';
 import { discoverIssuer } from './oidc/discovery.js';
 import { createHttpsJsonClient, type HttpsJsonClient } from './oidc/https-client.js';
 import { createIdTokenVerifier } from './oidc/id-token-verifier.js';
-import { readOwnServiceAccountIssuer } from './oidc/kube-service-account.js';
+import {
+  createKubeIssuerClient,
+  createTokenReviewer,
+  readOwnServiceAccountIssuer,
+  withTokenReview,
+} from './oidc/kube.js';
 
 export interface Gateway {
   readonly app: Express;
@@ -47,10 +52,10 @@ export interface GatewayOptions {
 }
 
 /** Add/Update run discovery first; a failure stores nothing (SPEC §1, Δ: Central answers 500). */
-function discoverBeforeWrite(http: HttpsJsonClient): DiscoverIssuer {
+function discoverBeforeWrite(clientFor: (type: M2mConfigType) => HttpsJsonClient): DiscoverIssuer {
   return async (config) => {
     try {
-      await discoverIssuer(http, config.issuer);
+      await discoverIssuer(clientFor(config.type), config.issuer);
     } catch (error) {
       throw failedPrecondition(
         `discovery of issuer ${JSON.stringify(config.issuer)} failed: ${messageOf(error)}`,
@@ -97,6 +102,18 @@ async function loggedExchange(deps: ExchangeDeps, idToken: unknown, log: Logger)
     log.info({ exchange: { outcome: 'refused', reason: messageOf(error), tokenSha256 } }, 'token exchange refused');
     throw error;
   }
+}
+
+/**
+ * ISSUER_CA_FILE, plus the cluster CA mounted beside the service-account
+ * token when the gateway runs in a pod.
+ */
+function trustedCas(config: AppConfig): string[] {
+  const clusterCa = path.join(path.dirname(config.kubeSaTokenFile), 'ca.crt');
+  return [
+    ...(config.issuerCaFile === undefined ? [] : [readFileSync(config.issuerCaFile, 'utf8')]),
+    ...(existsSync(clusterCa) ? [readFileSync(clusterCa, 'utf8')] : []),
+  ];
 }
 
 async function openDatabase(config: AppConfig, logger: Logger) {
@@ -162,25 +179,27 @@ export async function startGateway(config: AppConfig, logger: Logger, options: G
       githubActionsIssuers: config.githubActionsIssuers,
       kubeServiceAccountIssuer: () => readOwnServiceAccountIssuer(config.kubeSaTokenFile),
     };
-    const http = createHttpsJsonClient(
-      config.issuerCaFile === undefined ? [] : [readFileSync(config.issuerCaFile, 'utf8')],
-    );
+    const http = createHttpsJsonClient(trustedCas(config));
+    const kube = { tokenFile: config.kubeSaTokenFile, apiUrl: config.kubeApiUrl };
+    const kubeHttp = createKubeIssuerClient(http, kube);
+    const clientFor = (type: M2mConfigType) => (type === 'KUBE_SERVICE_ACCOUNT' ? kubeHttp : http);
     const configs = createM2mConfigService({
       store: reloadingAfterWrites(configRepository, refresh, ['save', 'remove']),
       roles: roleRepository,
-      discoverIssuer: discoverBeforeWrite(http),
+      discoverIssuer: discoverBeforeWrite(clientFor),
       issuerPolicy,
       newId: randomUUID,
     });
 
+    const verifier = createIdTokenVerifier({
+      clientFor,
+      clockSkewSeconds: config.clockSkewSeconds,
+      now,
+      refetchCooldownMs: options.jwksRefetchCooldownMs,
+    });
     const exchangeDeps: ExchangeDeps = {
       configs: configCache,
-      verifier: createIdTokenVerifier({
-        http,
-        clockSkewSeconds: config.clockSkewSeconds,
-        now,
-        refetchCooldownMs: options.jwksRefetchCooldownMs,
-      }),
+      verifier: config.kubeTokenReview ? withTokenReview(verifier, createTokenReviewer(http, kube)) : verifier,
       signer: keyRing.signer,
       gatewayIssuer: config.gatewayIssuer,
       now,

@@ -28,17 +28,21 @@ export interface JsonResponse {
   readonly body: unknown;
 }
 
+export type Headers = Readonly<Record<string, string>>;
+
 export interface HttpsJsonClient {
   /**
    * GETs a JSON document. Redirects are not followed; a non-2xx status, an
    * oversized or non-JSON body and a timeout are OutboundErrors.
    */
-  getJson(url: string, headers?: Readonly<Record<string, string>>): Promise<JsonResponse>;
+  getJson(url: string, headers?: Headers): Promise<JsonResponse>;
+  /** POSTs a JSON body and reads a JSON answer, on the same terms as getJson. */
+  postJson(url: string, body: unknown, headers?: Headers): Promise<JsonResponse>;
 }
 
 /**
- * The one way the gateway talks to issuers: https only, extra CAs on top of
- * the system roots (ISSUER_CA_FILE), bounded in time and size.
+ * The one way the gateway talks to issuers and the cluster: https only, extra
+ * CAs on top of the system roots (ISSUER_CA_FILE), bounded in time and size.
  */
 export function createHttpsJsonClient(
   extraCaPem: readonly string[],
@@ -49,52 +53,66 @@ export function createHttpsJsonClient(
     ca: extraCaPem.length > 0 ? [...tls.rootCertificates, ...extraCaPem] : undefined,
   });
 
-  return {
-    getJson(url, headers = {}) {
-      let target: URL;
-      try {
-        target = new URL(url);
-      } catch {
-        return Promise.reject(new OutboundError(`${JSON.stringify(url)} is not a URL`));
-      }
-      if (target.protocol !== 'https:') return Promise.reject(new OutboundError(`${url} is not https`));
+  function send(method: 'GET' | 'POST', url: string, headers: Headers, payload?: string): Promise<JsonResponse> {
+    let target: URL;
+    try {
+      target = new URL(url);
+    } catch {
+      return Promise.reject(new OutboundError(`${JSON.stringify(url)} is not a URL`));
+    }
+    if (target.protocol !== 'https:') return Promise.reject(new OutboundError(`${url} is not https`));
 
-      return new Promise<JsonResponse>((resolve, reject) => {
-        const request = https.get(
-          target,
-          { agent, headers: { accept: 'application/json', ...headers }, signal: AbortSignal.timeout(limits.timeoutMs) },
-          (response) => {
-            const status = response.statusCode ?? 0;
-            const fail = (message: string) => {
-              response.destroy();
-              reject(new OutboundError(message, status));
-            };
-            if (status >= 300 && status < 400) return fail(`${url} answered ${status}; redirects are not followed`);
-            if (Number(response.headers['content-length'] ?? 0) > limits.maxBytes) {
-              return fail(`${url} answered more than ${limits.maxBytes} bytes`);
-            }
-            const chunks: Buffer[] = [];
-            let size = 0;
-            response.on('data', (chunk: Buffer) => {
-              size += chunk.length;
-              if (size > limits.maxBytes) fail(`${url} answered more than ${limits.maxBytes} bytes`);
-              else chunks.push(chunk);
-            });
-            response.on('error', (error) => reject(toOutboundError(url, error)));
-            response.on('end', () => {
-              if (status < 200 || status >= 300)
-                return reject(new OutboundError(`${url} answered HTTP ${status}`, status));
-              try {
-                resolve({ status, body: JSON.parse(Buffer.concat(chunks).toString('utf8')) });
-              } catch {
-                reject(new OutboundError(`${url} did not answer JSON`, status));
-              }
-            });
+    return new Promise<JsonResponse>((resolve, reject) => {
+      const request = https.request(
+        target,
+        {
+          method,
+          agent,
+          headers: {
+            accept: 'application/json',
+            ...(payload === undefined ? {} : { 'content-type': 'application/json' }),
+            ...headers,
           },
-        );
-        request.on('error', (error) => reject(toOutboundError(url, error)));
-      });
-    },
+          signal: AbortSignal.timeout(limits.timeoutMs),
+        },
+        (response) => {
+          const status = response.statusCode ?? 0;
+          const fail = (message: string) => {
+            response.destroy();
+            reject(new OutboundError(message, status));
+          };
+          if (status >= 300 && status < 400) return fail(`${url} answered ${status}; redirects are not followed`);
+          if (Number(response.headers['content-length'] ?? 0) > limits.maxBytes) {
+            return fail(`${url} answered more than ${limits.maxBytes} bytes`);
+          }
+          const chunks: Buffer[] = [];
+          let size = 0;
+          response.on('data', (chunk: Buffer) => {
+            size += chunk.length;
+            if (size > limits.maxBytes) fail(`${url} answered more than ${limits.maxBytes} bytes`);
+            else chunks.push(chunk);
+          });
+          response.on('error', (error) => reject(toOutboundError(url, error)));
+          response.on('end', () => {
+            if (status < 200 || status >= 300) {
+              return reject(new OutboundError(`${url} answered HTTP ${status}`, status));
+            }
+            try {
+              resolve({ status, body: JSON.parse(Buffer.concat(chunks).toString('utf8')) });
+            } catch {
+              reject(new OutboundError(`${url} did not answer JSON`, status));
+            }
+          });
+        },
+      );
+      request.on('error', (error) => reject(toOutboundError(url, error)));
+      request.end(payload);
+    });
+  }
+
+  return {
+    getJson: (url, headers = {}) => send('GET', url, headers),
+    postJson: (url, body, headers = {}) => send('POST', url, headers, JSON.stringify(body)),
   };
 }
 

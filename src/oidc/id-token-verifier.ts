@@ -1,7 +1,7 @@
 import { createLocalJWKSet, jwtVerify, type JWTPayload, type JSONWebKeySet } from 'jose';
 import type { IdTokenVerifier } from '../domain/exchange.js';
 import { isJsonObject } from '../domain/problems.js';
-import type { M2mConfig } from '../domain/m2m-config.js';
+import type { M2mConfig, M2mConfigType } from '../domain/m2m-config.js';
 import { GatewayError, messageOf } from '../errors.js';
 import { discoverIssuer, type IssuerMetadata } from './discovery.js';
 import { OutboundError, type HttpsJsonClient } from './https-client.js';
@@ -21,7 +21,8 @@ export const ASYMMETRIC_ALGS = [
 ];
 
 export interface IdTokenVerifierOptions {
-  readonly http: HttpsJsonClient;
+  /** The client for an issuer of this type (Kubernetes issuers may need the gateway's credential). */
+  readonly clientFor: (type: M2mConfigType) => HttpsJsonClient;
   readonly clockSkewSeconds: number;
   readonly now: () => Date;
   /** How long after a JWKS fetch (or a failed one) an unknown kid may trigger another. */
@@ -106,14 +107,15 @@ export function createIdTokenVerifier(
     return state;
   };
 
-  async function fetchKeys(state: IssuerState, issuer: string): Promise<void> {
+  async function fetchKeys(state: IssuerState, { issuer, type }: M2mConfig): Promise<void> {
     state.lastAttemptAt = clock();
+    const http = options.clientFor(type);
     try {
       if (!state.metadata || clock() - state.metadataAt > metadataTtl) {
-        state.metadata = await discoverIssuer(options.http, issuer);
+        state.metadata = await discoverIssuer(http, issuer);
         state.metadataAt = clock();
       }
-      const { body } = await options.http.getJson(state.metadata.jwksUri);
+      const { body } = await http.getJson(state.metadata.jwksUri);
       state.keys = createLocalJWKSet(toKeySet(body));
       state.lastError = undefined;
     } catch (error) {
@@ -127,12 +129,12 @@ export function createIdTokenVerifier(
   }
 
   /** Single flight: concurrent callers share one fetch; within the cooldown the last outcome stands. */
-  function refresh(state: IssuerState, issuer: string): Promise<void> {
+  function refresh(state: IssuerState, config: M2mConfig): Promise<void> {
     if (state.inflight) return state.inflight;
     if (clock() - state.lastAttemptAt < cooldown) {
       return state.lastError ? Promise.reject(state.lastError) : Promise.resolve();
     }
-    state.inflight = fetchKeys(state, issuer).finally(() => (state.inflight = undefined));
+    state.inflight = fetchKeys(state, config).finally(() => (state.inflight = undefined));
     return state.inflight;
   }
 
@@ -143,7 +145,7 @@ export function createIdTokenVerifier(
 
   async function verify(idToken: string, config: M2mConfig): Promise<JWTPayload> {
     const state = stateOf(config.issuer);
-    if (!state.keys) await refresh(state, config.issuer);
+    if (!state.keys) await refresh(state, config);
     const keys = state.keys;
     if (!keys)
       throw (
@@ -158,7 +160,7 @@ export function createIdTokenVerifier(
             return await state.keys!(header, token);
           } catch (error) {
             if ((error as { code?: string }).code !== 'ERR_JWKS_NO_MATCHING_KEY') throw error;
-            await refresh(state, config.issuer);
+            await refresh(state, config);
             return state.keys!(header, token);
           }
         },

@@ -516,12 +516,10 @@ describe('POST /oauth2/token (RFC 8693)', () => {
 
   it('refuses a subject token the exchange refuses, as invalid_request', async () => {
     const subject = await issuer.sign({ sub: 'stranger' });
-    await token({ grant_type: GRANT, subject_token: subject, subject_token_type: ID_TOKEN_TYPE })
-      .expect(400)
-      .expect({
-        error: 'invalid_request',
-        error_description: 'no valid role: no mapping of the config matches the ID token',
-      });
+    await token({ grant_type: GRANT, subject_token: subject, subject_token_type: ID_TOKEN_TYPE }).expect(400).expect({
+      error: 'invalid_request',
+      error_description: 'no valid role: no mapping of the config matches the ID token',
+    });
   });
 
   it('refuses a JSON body and repeated parameters', async () => {

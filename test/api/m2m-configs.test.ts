@@ -215,6 +215,18 @@ describe('POST /v1/auth/m2m', () => {
     });
   });
 
+  it('refuses an empty Kubernetes issuer when the gateway runs outside a cluster', async () => {
+    await addConfig(genericConfig({ type: 'KUBE_SERVICE_ACCOUNT', issuer: '' }))
+      .expect(400)
+      .expect(
+        errorBody(
+          3,
+          'invalid machine-to-machine config: issuer is required for KUBE_SERVICE_ACCOUNT configs when the gateway ' +
+            'does not run in a cluster (no service-account token to take the issuer from)',
+        ),
+      );
+  });
+
   describe('GitHub Actions', () => {
     it('defaults the issuer to GitHub and checks it by discovery', async () => {
       const response = await addConfig({

@@ -1,27 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from '@jest/globals';
 import { parse } from 'yaml';
-
-/** SPEC §4, the variables the gateway reads. */
-const SPEC_VARIABLES = [
-  'PORT',
-  'DATABASE_URL',
-  'DATA_DIR',
-  'GATEWAY_ISSUER',
-  'ADMIN_PASSWORD',
-  'ISSUER_CA_FILE',
-  'GITHUB_ACTIONS_ISSUERS',
-  'KUBE_SA_TOKEN_FILE',
-  'KUBE_TOKEN_REVIEW',
-  'KUBE_API_URL',
-  'TOKEN_SIGNING_ALG',
-  'CLOCK_SKEW_SECONDS',
-  'LOG_LEVEL',
-  'KEY_ENCRYPTION_KEY',
-  'ISSUER_ALLOW_PRIVATE_NETWORKS',
-  'EXCHANGE_RATE_LIMIT',
-  'TRUST_PROXY',
-];
+import { SPEC_VARIABLES } from '../fixtures/spec.js';
 
 const read = (file: string) => readFileSync(new URL(`../../${file}`, import.meta.url), 'utf8');
 
