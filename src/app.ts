@@ -5,7 +5,8 @@ import type { Logger } from 'pino';
 import type { M2mConfigService } from './domain/m2m-config-service.js';
 import type { RoleService } from './domain/role-service.js';
 import { GatewayError } from './errors.js';
-import type { Authenticate } from './http/auth.js';
+import { ADMIN_FAILURES_PER_MINUTE, createAdminGuard, type Authenticate } from './http/auth.js';
+import { createRateLimiter } from './http/rate-limit.js';
 import { createErrorHandler } from './http/error-handler.js';
 import { createM2mRoutes } from './http/m2m-routes.js';
 import { createRoleRoutes } from './http/role-routes.js';
@@ -22,6 +23,8 @@ export interface AppDeps {
   readonly checkReadiness: () => Promise<void>;
   readonly trustProxy: boolean | number | string;
   readonly exchange: Exchange;
+  /** EXCHANGE_RATE_LIMIT: exchanges per minute and client address; 0 is no limit. */
+  readonly exchangeRateLimit: number;
   readonly publication: IssuerPublication;
 }
 
@@ -57,11 +60,12 @@ export function createApp(deps: AppDeps): Express {
     next();
   });
 
-  app.use(createStatusRoutes(deps.authenticate, deps.checkReadiness));
+  const guard = createAdminGuard(deps.authenticate, createRateLimiter(ADMIN_FAILURES_PER_MINUTE));
+  app.use(createStatusRoutes(guard, deps.checkReadiness));
   app.use(createWellKnownRoutes(deps.publication));
-  app.use(createTokenRoutes(deps.exchange, deps.logger));
-  app.use(createM2mRoutes(deps.configs, deps.authenticate));
-  app.use(createRoleRoutes(deps.roles, deps.authenticate));
+  app.use(createTokenRoutes(deps.exchange, deps.logger, createRateLimiter(deps.exchangeRateLimit)));
+  app.use(createM2mRoutes(deps.configs, guard));
+  app.use(createRoleRoutes(deps.roles, guard));
 
   app.use(() => {
     throw new GatewayError('NOT_FOUND', 'not found');

@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { issuerUrlProblem } from './domain/m2m-config.js';
+import { createNetworkPolicy } from './oidc/network-policy.js';
 
 export const TOKEN_SIGNING_ALGS = ['ES256', 'RS256', 'EdDSA'] as const;
 export type TokenSigningAlg = (typeof TOKEN_SIGNING_ALGS)[number];
@@ -92,6 +93,13 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): AppConf
     if (problem) problems.push(`GITHUB_ACTIONS_ISSUERS: ${problem}`);
   }
 
+  const issuerAllowPrivateNetworks = list('ISSUER_ALLOW_PRIVATE_NETWORKS');
+  try {
+    createNetworkPolicy(issuerAllowPrivateNetworks);
+  } catch (error) {
+    problems.push(`ISSUER_ALLOW_PRIVATE_NETWORKS: ${(error as Error).message}`);
+  }
+
   const config: AppConfig = {
     port,
     databaseUrl: read('DATABASE_URL'),
@@ -107,7 +115,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): AppConf
     clockSkewSeconds: integer('CLOCK_SKEW_SECONDS', 30, 0, 3600),
     logLevel: oneOf('LOG_LEVEL', LOG_LEVELS, 'info'),
     keyEncryptionKey: readKeyEncryptionKey(read('KEY_ENCRYPTION_KEY'), problems),
-    issuerAllowPrivateNetworks: list('ISSUER_ALLOW_PRIVATE_NETWORKS'),
+    issuerAllowPrivateNetworks,
     exchangeRateLimit: integer('EXCHANGE_RATE_LIMIT', 600, 0, 1_000_000),
     trustProxy: readTrustProxy(read('TRUST_PROXY')),
   };

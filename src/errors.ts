@@ -25,12 +25,16 @@ export type GrpcCodeName = keyof typeof GRPC_CODES;
 export class GatewayError extends Error {
   override readonly name = 'GatewayError';
 
+  /** For RESOURCE_EXHAUSTED: when the caller may try again (the Retry-After header). */
+  readonly retryAfterSeconds: number | undefined;
+
   constructor(
     readonly code: GrpcCodeName,
     message: string,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; retryAfterSeconds?: number },
   ) {
     super(message, options);
+    this.retryAfterSeconds = options?.retryAfterSeconds;
   }
 }
 
@@ -47,3 +51,6 @@ export const messageOf = (error: unknown): string =>
   typeof error === 'object' && error !== null && 'message' in error && typeof error.message === 'string'
     ? error.message
     : String(error);
+
+export const tooManyRequests = (message: string, retryAfterSeconds: number) =>
+  new GatewayError('RESOURCE_EXHAUSTED', message, { retryAfterSeconds });

@@ -20,6 +20,7 @@ import { createM2mConfigService, type ConfigStore, type DiscoverIssuer } from '.
 import { createRoleService, type RoleStore } from './domain/role-service.js';
 import { failedPrecondition, messageOf } from './errors.js';
 import { createAuthenticator } from './http/auth.js';
+import { createRateLimiter } from './http/rate-limit.js';
 import { createAccessTokenVerifier } from './keys/access-token-verifier.js';
 import { bootstrapAdminPassword, createAdminPasswordVerifier } from './keys/admin-password.js';
 import { createKeyRing, newJti, type KeyRing } from './keys/signing-keys.js';
@@ -29,9 +30,11 @@ import { createIdTokenVerifier } from './oidc/id-token-verifier.js';
 import {
   createKubeIssuerClient,
   createTokenReviewer,
+  isClusterHostname,
   readOwnServiceAccountIssuer,
   withTokenReview,
 } from './oidc/kube.js';
+import { createNetworkPolicy } from './oidc/network-policy.js';
 
 export interface Gateway {
   readonly app: Express;
@@ -43,6 +46,9 @@ export interface Gateway {
   /** Closes the change feed and the database pool, and stops an embedded database. */
   close(): Promise<void>;
 }
+
+/** The per-issuer exchange budget, as a multiple of the per-address one. */
+const ISSUER_LIMIT_FACTOR = 20;
 
 /** Knobs for tests and benchmarks; production uses the defaults. */
 export interface GatewayOptions {
@@ -179,9 +185,15 @@ export async function startGateway(config: AppConfig, logger: Logger, options: G
       githubActionsIssuers: config.githubActionsIssuers,
       kubeServiceAccountIssuer: () => readOwnServiceAccountIssuer(config.kubeSaTokenFile),
     };
-    const http = createHttpsJsonClient(trustedCas(config));
+    const cas = trustedCas(config);
+    const network = createNetworkPolicy(config.issuerAllowPrivateNetworks);
     const kube = { tokenFile: config.kubeSaTokenFile, apiUrl: config.kubeApiUrl };
-    const kubeHttp = createKubeIssuerClient(http, kube);
+    const http = createHttpsJsonClient(cas, { allowAddress: network.allows });
+    const clusterHttp = createHttpsJsonClient(cas, {
+      allowAddress: (hostname, address) => network.allows(hostname, address) || isClusterHostname(hostname, kube),
+    });
+    const kubeHttp = createKubeIssuerClient(clusterHttp, kube);
+    closers.push(async () => [http, clusterHttp].forEach((client) => client.close()));
     const clientFor = (type: M2mConfigType) => (type === 'KUBE_SERVICE_ACCOUNT' ? kubeHttp : http);
     const configs = createM2mConfigService({
       store: reloadingAfterWrites(configRepository, refresh, ['save', 'remove']),
@@ -191,6 +203,8 @@ export async function startGateway(config: AppConfig, logger: Logger, options: G
       newId: randomUUID,
     });
 
+    // One issuer's clients may use many addresses; their sum is bounded too (docs/security.md).
+    const issuerLimiter = createRateLimiter(config.exchangeRateLimit * ISSUER_LIMIT_FACTOR);
     const verifier = createIdTokenVerifier({
       clientFor,
       clockSkewSeconds: config.clockSkewSeconds,
@@ -199,11 +213,12 @@ export async function startGateway(config: AppConfig, logger: Logger, options: G
     });
     const exchangeDeps: ExchangeDeps = {
       configs: configCache,
-      verifier: config.kubeTokenReview ? withTokenReview(verifier, createTokenReviewer(http, kube)) : verifier,
+      verifier: config.kubeTokenReview ? withTokenReview(verifier, createTokenReviewer(clusterHttp, kube)) : verifier,
       signer: keyRing.signer,
       gatewayIssuer: config.gatewayIssuer,
       now,
       newJti,
+      admitIssuer: (issuer) => issuerLimiter.take(issuer),
     };
 
     const migrationNames = migrations.map((m) => m.name);
@@ -225,6 +240,7 @@ export async function startGateway(config: AppConfig, logger: Logger, options: G
       authenticate,
       checkReadiness,
       trustProxy: config.trustProxy,
+      exchangeRateLimit: config.exchangeRateLimit,
       exchange: (idToken, req) => loggedExchange(exchangeDeps, idToken, req.log),
       publication: {
         issuer: config.gatewayIssuer,

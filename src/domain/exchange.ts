@@ -1,4 +1,4 @@
-import { GatewayError, invalidArgument } from '../errors.js';
+import { GatewayError, invalidArgument, tooManyRequests } from '../errors.js';
 import { buildAccessTokenClaims, type AccessTokenClaims } from './access-token.js';
 import { flattenClaims } from './claims.js';
 import { IdentityError, identify } from './identity.js';
@@ -39,6 +39,8 @@ export interface ExchangeDeps {
   readonly gatewayIssuer: string;
   readonly now: () => Date;
   readonly newJti: () => string;
+  /** Per-issuer admission: 0 to go ahead, else the seconds to wait. */
+  readonly admitIssuer?: (issuer: string) => number;
 }
 
 export interface ExchangeResult {
@@ -85,6 +87,8 @@ export async function exchangeToken(deps: ExchangeDeps, idToken: unknown): Promi
   const active = deps.configs.byIssuer(issuer);
   if (!active) throw unauthenticated(`issuer ${JSON.stringify(issuer)} is not configured`);
   const { config } = active;
+  const wait = deps.admitIssuer?.(issuer) ?? 0;
+  if (wait > 0) throw tooManyRequests(`too many exchanges for issuer ${JSON.stringify(issuer)}`, wait);
 
   const verified = await deps.verifier.verify(idToken, config);
   const claims = flattenClaims(verified);

@@ -1,5 +1,6 @@
 import type { RequestHandler, Response } from 'express';
-import { GatewayError } from '../errors.js';
+import { GatewayError, tooManyRequests } from '../errors.js';
+import type { RateLimiter } from './rate-limit.js';
 import { ADMIN_ROLE, BUILT_IN_ROLES, grants, type AccessLevel } from '../domain/roles.js';
 import type { Principal, VerifyBearerToken } from '../domain/principal.js';
 import { ADMIN_USERNAME } from '../keys/admin-password.js';
@@ -46,28 +47,47 @@ export const principalOf = (res: Response): Principal => res.locals.principal as
 
 const unauthenticated = () => new GatewayError('UNAUTHENTICATED', 'credentials are missing or invalid');
 
-/** Any valid identity; the principal is left in `res.locals`. */
-export function requireIdentity(authenticate: Authenticate): RequestHandler {
-  return async (req, res, next) => {
+/** Failed admin logins allowed per client address and minute before the address must wait. */
+export const ADMIN_FAILURES_PER_MINUTE = 10;
+
+const slowDown = (seconds: number) => tooManyRequests('too many failed logins from this address', seconds);
+
+/**
+ * The admin API's door: `identity` lets any valid identity in and leaves it in
+ * `res.locals`; `access(level)` also demands that level on the `Access`
+ * resource (SPEC §2). An address that keeps failing is made to wait,
+ * whatever it sends next (brute force).
+ */
+export function createAdminGuard(authenticate: Authenticate, failures: RateLimiter) {
+  const identity: RequestHandler = async (req, res, next) => {
+    const client = req.ip ?? '';
+    const wait = failures.wait(client);
+    if (wait > 0) throw slowDown(wait);
     const principal = await authenticate(req.get('authorization'));
     if (!principal) {
+      const penalty = failures.take(client);
+      if (penalty > 0) throw slowDown(penalty);
       res.set('WWW-Authenticate', 'Basic realm="m2m-gateway", Bearer');
       throw unauthenticated();
     }
     res.locals.principal = principal;
     next();
   };
-}
 
-/** The gateway enforces the `Access` resource on its admin API (SPEC §2). */
-export function requireAccess(authenticate: Authenticate, level: AccessLevel): RequestHandler[] {
-  return [
-    requireIdentity(authenticate),
+  const access =
+    (level: AccessLevel): RequestHandler =>
     (_req, res, next) => {
       if (!grants(principalOf(res).roles, 'Access', level)) {
         throw new GatewayError('PERMISSION_DENIED', `this needs ${level} to the Access resource`);
       }
       next();
-    },
-  ];
+    };
+
+  return {
+    identity,
+    read: [identity, access('READ_ACCESS')],
+    write: [identity, access('READ_WRITE_ACCESS')],
+  };
 }
+
+export type AdminGuard = ReturnType<typeof createAdminGuard>;

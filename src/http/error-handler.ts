@@ -18,6 +18,7 @@ const HTTP_STATUS: Readonly<Record<GrpcCodeName, number>> = {
 
 /** SPEC §2 error body; `error` repeats `message` as grpc-gateway's v1 body did. */
 export function sendError(res: Response, error: GatewayError, status = HTTP_STATUS[error.code]): void {
+  if (error.retryAfterSeconds !== undefined) res.set('Retry-After', String(error.retryAfterSeconds));
   res.status(status).json({ code: GRPC_CODES[error.code], message: error.message, details: [], error: error.message });
 }
 
@@ -81,6 +82,7 @@ export function createOAuthErrorHandler(logger: Logger): ErrorRequestHandler {
     if (error instanceof OAuthError) return send(400, error.error, error.message);
     if (error instanceof GatewayError) {
       const [status, code] = OAUTH_ERROR[error.code];
+      if (error.retryAfterSeconds !== undefined) res.set('Retry-After', String(error.retryAfterSeconds));
       if (status >= 500) logger.warn({ err: error.cause ?? error, reqId: req.id }, error.message);
       return send(status, code, error.message);
     }

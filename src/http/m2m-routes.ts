@@ -2,7 +2,7 @@ import { Router } from 'express';
 import type { M2mConfig } from '../domain/m2m-config.js';
 import type { M2mConfigService } from '../domain/m2m-config-service.js';
 import { isJsonObject } from '../domain/problems.js';
-import { requireAccess, type Authenticate } from './auth.js';
+import type { AdminGuard } from './auth.js';
 import { ADMIN_BODY_LIMIT_BYTES } from './limits.js';
 import { jsonBody, pathParam, withJsonFieldNames } from './request-body.js';
 
@@ -22,9 +22,8 @@ const configInput = (body: unknown): unknown => {
   return isJsonObject(request) ? request.config : undefined;
 };
 
-export function createM2mRoutes(configs: M2mConfigService, authenticate: Authenticate): Router {
-  const read = requireAccess(authenticate, 'READ_ACCESS');
-  const write = requireAccess(authenticate, 'READ_WRITE_ACCESS');
+export function createM2mRoutes(configs: M2mConfigService, guard: AdminGuard): Router {
+  const { read, write } = guard;
   const body = jsonBody(ADMIN_BODY_LIMIT_BYTES);
 
   return Router()

@@ -1,7 +1,7 @@
 import { Router } from 'express';
 import type { RoleService } from '../domain/role-service.js';
 import type { Role } from '../domain/roles.js';
-import { requireAccess, type Authenticate } from './auth.js';
+import type { AdminGuard } from './auth.js';
 import { ADMIN_BODY_LIMIT_BYTES } from './limits.js';
 import { jsonBody, pathParam } from './request-body.js';
 
@@ -11,9 +11,8 @@ export const roleToJson = (role: Role) => ({
   permissions: role.permissions,
 });
 
-export function createRoleRoutes(roles: RoleService, authenticate: Authenticate): Router {
-  const read = requireAccess(authenticate, 'READ_ACCESS');
-  const write = requireAccess(authenticate, 'READ_WRITE_ACCESS');
+export function createRoleRoutes(roles: RoleService, guard: AdminGuard): Router {
+  const { read, write } = guard;
   const body = jsonBody(ADMIN_BODY_LIMIT_BYTES);
 
   return Router()

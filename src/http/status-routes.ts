@@ -1,11 +1,11 @@
 import { Router } from 'express';
 import { GatewayError } from '../errors.js';
-import { principalOf, requireIdentity, type Authenticate } from './auth.js';
+import { principalOf, type AdminGuard } from './auth.js';
 
 /** `/v1/auth/status` in StackRox's AuthStatus shape, and the probes. */
-export function createStatusRoutes(authenticate: Authenticate, checkReadiness: () => Promise<void>): Router {
+export function createStatusRoutes(guard: AdminGuard, checkReadiness: () => Promise<void>): Router {
   return Router()
-    .get('/v1/auth/status', requireIdentity(authenticate), (_req, res) => {
+    .get('/v1/auth/status', guard.identity, (_req, res) => {
       const principal = principalOf(res);
       res.json({
         userId: principal.userId,

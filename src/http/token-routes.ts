@@ -1,9 +1,11 @@
-import express, { Router, type Request } from 'express';
+import express, { Router, type Request, type RequestHandler } from 'express';
 import type { Logger } from 'pino';
 import type { ExchangeResult } from '../domain/exchange.js';
 import { isJsonObject } from '../domain/problems.js';
+import { tooManyRequests } from '../errors.js';
 import { createOAuthErrorHandler, OAuthError } from './error-handler.js';
 import { EXCHANGE_BODY_LIMIT_BYTES } from './limits.js';
+import type { RateLimiter } from './rate-limit.js';
 import { jsonBody, withJsonFieldNames } from './request-body.js';
 
 export type Exchange = (idToken: unknown, req: Request) => Promise<ExchangeResult>;
@@ -23,11 +25,25 @@ function formParameters(body: unknown): Map<string, string> {
   return parameters;
 }
 
+/**
+ * EXCHANGE_RATE_LIMIT (SPEC §4): one budget per client address for both
+ * endpoints, taken before anything else so that refused requests count too.
+ */
+const admitClient =
+  (limiter: RateLimiter): RequestHandler =>
+  (req, _res, next) => {
+    const wait = limiter.take(req.ip ?? '');
+    if (wait > 0) throw tooManyRequests('too many exchanges from this address', wait);
+    next();
+  };
+
 /** `POST /v1/auth/m2m/exchange` (StackRox) and `POST /oauth2/token` (RFC 8693), one exchange behind both. */
-export function createTokenRoutes(exchange: Exchange, logger: Logger): Router {
+export function createTokenRoutes(exchange: Exchange, logger: Logger, limiter: RateLimiter): Router {
+  const admit = admitClient(limiter);
   const oauth = Router()
     .post(
       '/oauth2/token',
+      admit,
       (req, _res, next) => {
         if (!req.is('application/x-www-form-urlencoded')) {
           throw new OAuthError('invalid_request', 'the request must be application/x-www-form-urlencoded');
@@ -72,7 +88,7 @@ export function createTokenRoutes(exchange: Exchange, logger: Logger): Router {
     .use(createOAuthErrorHandler(logger));
 
   return Router()
-    .post('/v1/auth/m2m/exchange', ...jsonBody(EXCHANGE_BODY_LIMIT_BYTES), async (req, res) => {
+    .post('/v1/auth/m2m/exchange', admit, ...jsonBody(EXCHANGE_BODY_LIMIT_BYTES), async (req, res) => {
       const request = withJsonFieldNames(req.body) as Record<string, unknown>;
       const { accessToken } = await exchange(request.idToken, req);
       res.json({ accessToken });

@@ -1,4 +1,6 @@
+import dns from 'node:dns';
 import https from 'node:https';
+import net, { type LookupFunction } from 'node:net';
 import tls from 'node:tls';
 
 export interface OutboundLimits {
@@ -9,6 +11,11 @@ export interface OutboundLimits {
 }
 
 export const DEFAULT_OUTBOUND_LIMITS: OutboundLimits = { timeoutMs: 5000, maxBytes: 1024 * 1024 };
+
+/** Whether `hostname` may be reached at `address` (SPEC §4, ISSUER_ALLOW_PRIVATE_NETWORKS). */
+export type AddressFilter = (hostname: string, address: string) => boolean;
+
+const allowAll: AddressFilter = () => true;
 
 /** Why an outbound call failed, in words safe to show an admin. */
 export class OutboundError extends Error {
@@ -38,6 +45,8 @@ export interface HttpsJsonClient {
   getJson(url: string, headers?: Headers): Promise<JsonResponse>;
   /** POSTs a JSON body and reads a JSON answer, on the same terms as getJson. */
   postJson(url: string, body: unknown, headers?: Headers): Promise<JsonResponse>;
+  /** Closes the kept-alive connections. */
+  close(): void;
 }
 
 /**
@@ -46,12 +55,30 @@ export interface HttpsJsonClient {
  */
 export function createHttpsJsonClient(
   extraCaPem: readonly string[],
-  limits = DEFAULT_OUTBOUND_LIMITS,
+  {
+    limits = DEFAULT_OUTBOUND_LIMITS,
+    allowAddress = allowAll,
+  }: { limits?: OutboundLimits; allowAddress?: AddressFilter } = {},
 ): HttpsJsonClient {
   const agent = new https.Agent({
     keepAlive: true,
     ca: extraCaPem.length > 0 ? [...tls.rootCertificates, ...extraCaPem] : undefined,
   });
+  const refused = (url: string) =>
+    new OutboundError(`${url} resolves to a non-public address; allow it with ISSUER_ALLOW_PRIVATE_NETWORKS`);
+
+  /** DNS answers are filtered before connecting, so that a rebinding answer is never dialled. */
+  const lookup: LookupFunction = (hostname, options, callback) => {
+    dns.lookup(hostname, { ...options, all: true }, (error, addresses) => {
+      if (error) return callback(error, '', 4);
+      const usable = addresses.filter((entry) => allowAddress(hostname, entry.address));
+      if (usable.length === 0) {
+        return callback(Object.assign(new Error('non-public address'), { code: 'ENONPUBLIC' }), '', 4);
+      }
+      if (options.all) return callback(null, usable);
+      callback(null, usable[0]!.address, usable[0]!.family);
+    });
+  };
 
   function send(method: 'GET' | 'POST', url: string, headers: Headers, payload?: string): Promise<JsonResponse> {
     let target: URL;
@@ -61,6 +88,8 @@ export function createHttpsJsonClient(
       return Promise.reject(new OutboundError(`${JSON.stringify(url)} is not a URL`));
     }
     if (target.protocol !== 'https:') return Promise.reject(new OutboundError(`${url} is not https`));
+    const hostname = target.hostname.replace(/^\[|\]$/g, '');
+    if (net.isIP(hostname) && !allowAddress(hostname, hostname)) return Promise.reject(refused(url));
 
     return new Promise<JsonResponse>((resolve, reject) => {
       const request = https.request(
@@ -68,6 +97,7 @@ export function createHttpsJsonClient(
         {
           method,
           agent,
+          lookup,
           headers: {
             accept: 'application/json',
             ...(payload === undefined ? {} : { 'content-type': 'application/json' }),
@@ -105,7 +135,15 @@ export function createHttpsJsonClient(
           });
         },
       );
-      request.on('error', (error) => reject(toOutboundError(url, error)));
+      // The address actually connected to is checked too: it is what a request reaches.
+      request.on('socket', (socket) => {
+        socket.once('connect', () => {
+          if (socket.remoteAddress && !allowAddress(hostname, socket.remoteAddress)) request.destroy(refused(url));
+        });
+      });
+      request.on('error', (error: Error & { code?: string }) =>
+        reject(error.code === 'ENONPUBLIC' ? refused(url) : toOutboundError(url, error)),
+      );
       request.end(payload);
     });
   }
@@ -113,6 +151,7 @@ export function createHttpsJsonClient(
   return {
     getJson: (url, headers = {}) => send('GET', url, headers),
     postJson: (url, body, headers = {}) => send('POST', url, headers, JSON.stringify(body)),
+    close: () => agent.destroy(),
   };
 }
 

@@ -39,6 +39,18 @@ export function readOwnServiceAccountIssuer(tokenFile: string): string | undefin
 const hostOf = (url: string): string | undefined => (URL.canParse(url) ? new URL(url).host : undefined);
 
 /**
+ * The hosts of the API server and of the gateway's own token issuer, which
+ * are exempt from the private-network refusal (SPEC §3.3: in-cluster
+ * addresses are private by nature).
+ */
+export function isClusterHostname(hostname: string, settings: KubeSettings): boolean {
+  const ownIssuer = readOwnServiceAccountIssuer(settings.tokenFile);
+  return [settings.apiUrl, ownIssuer].some(
+    (url) => url !== undefined && URL.canParse(url) && new URL(url).hostname === hostname,
+  );
+}
+
+/**
  * The hosts that may see the gateway's credential (SPEC §3.3): the API server
  * and the issuer of the gateway's own token. Nobody else, ever.
  */
@@ -68,6 +80,7 @@ export function createKubeIssuerClient(http: HttpsJsonClient, settings: KubeSett
       }
     },
     postJson: (url, body, headers) => http.postJson(url, body, headers),
+    close: () => http.close(),
   };
 }
 

@@ -161,6 +161,7 @@ describe('the embedded database', () => {
       DATA_DIR: dataDir,
       ADMIN_PASSWORD: 'embedded-password',
       ISSUER_CA_FILE: ca.file,
+      ISSUER_ALLOW_PRIVATE_NETWORKS: '127.0.0.1',
       LOG_LEVEL: 'silent',
     };
     try {
