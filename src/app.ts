@@ -7,6 +7,8 @@ import type { RoleService } from './domain/role-service.js';
 import { GatewayError } from './errors.js';
 import { ADMIN_FAILURES_PER_MINUTE, createAdminGuard, type Authenticate } from './http/auth.js';
 import { createRateLimiter } from './http/rate-limit.js';
+import type { AuditLog } from './db/audit-log.js';
+import { createAuditRoutes } from './http/audit-routes.js';
 import { createErrorHandler } from './http/error-handler.js';
 import { createM2mRoutes } from './http/m2m-routes.js';
 import { createRoleRoutes } from './http/role-routes.js';
@@ -23,6 +25,7 @@ export interface AppDeps {
   readonly checkReadiness: () => Promise<void>;
   readonly trustProxy: boolean | number | string;
   readonly exchange: Exchange;
+  readonly audit: AuditLog;
   /** EXCHANGE_RATE_LIMIT: exchanges per minute and client address; 0 is no limit. */
   readonly exchangeRateLimit: number;
   readonly publication: IssuerPublication;
@@ -66,6 +69,7 @@ export function createApp(deps: AppDeps): Express {
   app.use(createTokenRoutes(deps.exchange, deps.logger, createRateLimiter(deps.exchangeRateLimit)));
   app.use(createM2mRoutes(deps.configs, guard));
   app.use(createRoleRoutes(deps.roles, guard));
+  app.use(createAuditRoutes(deps.audit, guard));
 
   app.use(() => {
     throw new GatewayError('NOT_FOUND', 'not found');

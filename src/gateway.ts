@@ -10,15 +10,17 @@ import { coalesce, listenForChanges } from './db/change-feed.js';
 import { createConfigRepository } from './db/config-repository.js';
 import { readOrCreateSecret, startEmbeddedPostgres, type EmbeddedDatabase } from './db/embedded-postgres.js';
 import { applyMigrations, defaultMigrationsDir, readMigrations } from './db/migrate.js';
+import { createAuditLog, type AuditLog } from './db/audit-log.js';
 import { createDatabase } from './db/prisma.js';
 import { createRoleRepository } from './db/role-repository.js';
 import { createSigningKeyRepository } from './db/signing-key-repository.js';
 import { createConfigCache, createRoleCache } from './domain/config-cache.js';
 import { exchangeToken, type ExchangeDeps } from './domain/exchange.js';
+import { decodeUnverifiedJws } from './domain/jws.js';
 import type { IssuerPolicy, M2mConfigType } from './domain/m2m-config.js';
 import { createM2mConfigService, type ConfigStore, type DiscoverIssuer } from './domain/m2m-config-service.js';
 import { createRoleService, type RoleStore } from './domain/role-service.js';
-import { failedPrecondition, messageOf } from './errors.js';
+import { GatewayError, failedPrecondition, messageOf } from './errors.js';
 import { createAuthenticator } from './http/auth.js';
 import { createRateLimiter } from './http/rate-limit.js';
 import { createAccessTokenVerifier } from './keys/access-token-verifier.js';
@@ -45,6 +47,17 @@ export interface Gateway {
   refresh(): Promise<void>;
   /** Closes the change feed and the database pool, and stops an embedded database. */
   close(): Promise<void>;
+}
+
+/** Every outbound call is bounded (5 s); so is a whole exchange, which may make three of them. */
+const EXCHANGE_DEADLINE_MS = 10_000;
+
+function withDeadline<T>(work: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new GatewayError('DEADLINE_EXCEEDED', 'the exchange took too long')), ms);
+  });
+  return Promise.race([work, deadline]).finally(() => clearTimeout(timer));
 }
 
 /** The per-issuer exchange budget, as a multiple of the per-address one. */
@@ -88,26 +101,56 @@ function reloadingAfterWrites<T extends ConfigStore | RoleStore>(
   return wrapped;
 }
 
-/**
- * Every exchange leaves a log line with its outcome (SPEC §4): config, subject
- * and roles, or the refusal reason; the token only as its SHA-256.
- */
-async function loggedExchange(deps: ExchangeDeps, idToken: unknown, log: Logger) {
-  const tokenSha256 = typeof idToken === 'string' ? createHash('sha256').update(idToken).digest('hex') : undefined;
+/** What can be read from a token without trusting it, for the audit record of its exchange. */
+function describeToken(idToken: unknown) {
+  if (typeof idToken !== 'string') return {};
+  const tokenSha256 = createHash('sha256').update(idToken).digest('hex');
   try {
-    const result = await exchangeToken(deps, idToken);
-    const { sub, roles, jti, exp } = result.claims;
-    log.info(
-      {
-        exchange: { outcome: 'minted', configId: result.config.id, sub, roles, jti, exp, kid: result.kid, tokenSha256 },
-      },
-      'token exchanged',
-    );
-    return result;
-  } catch (error) {
-    log.info({ exchange: { outcome: 'refused', reason: messageOf(error), tokenSha256 } }, 'token exchange refused');
-    throw error;
+    const { header, payload } = decodeUnverifiedJws(idToken);
+    const text = (value: unknown) => (typeof value === 'string' ? value.slice(0, 2048) : undefined);
+    return {
+      tokenSha256,
+      issuer: text(payload.iss),
+      subject: text(payload.sub),
+      kid: text(header.kid),
+      alg: text(header.alg),
+    };
+  } catch {
+    return { tokenSha256 };
   }
+}
+
+/**
+ * Every exchange leaves an audit record (SPEC §4): config, subject and roles,
+ * or the refusal and its internal reason; the token only as its SHA-256.
+ */
+function auditedExchange(deps: ExchangeDeps, audit: AuditLog) {
+  return async (idToken: unknown, requestId: string) => {
+    const token = describeToken(idToken);
+    try {
+      const result = await withDeadline(exchangeToken(deps, idToken), EXCHANGE_DEADLINE_MS);
+      const { roles, jti, exp, sub } = result.claims;
+      audit.enqueue({
+        action: 'exchange',
+        outcome: 'minted',
+        requestId,
+        configId: result.config.id,
+        details: { ...token, roles, jti, exp, accessTokenSubject: sub, accessTokenKid: result.kid },
+      });
+      return result;
+    } catch (error) {
+      const cause = error instanceof GatewayError && error.cause !== undefined ? ` (${messageOf(error.cause)})` : '';
+      audit.enqueue({
+        action: 'exchange',
+        outcome: 'refused',
+        requestId,
+        configId: token.issuer === undefined ? undefined : deps.configs.byIssuer(token.issuer)?.config.id,
+        reason: `${messageOf(error)}${cause}`,
+        details: { ...token, code: error instanceof GatewayError ? error.code : 'INTERNAL' },
+      });
+      throw error;
+    }
+  };
 }
 
 /**
@@ -149,6 +192,8 @@ export async function startGateway(config: AppConfig, logger: Logger, options: G
     await applyMigrations(url, migrations, logger);
     const db = createDatabase(url);
     closers.push(() => db.$disconnect());
+    const audit = createAuditLog(db, logger);
+    closers.push(() => audit.close());
     const now = options.now ?? (() => new Date());
 
     const configRepository = createConfigRepository(db);
@@ -168,7 +213,10 @@ export async function startGateway(config: AppConfig, logger: Logger, options: G
       roleCache.replace(roles);
     });
 
-    const roles = createRoleService(reloadingAfterWrites(roleRepository, refresh, ['create', 'upsert', 'remove']));
+    const roles = createRoleService(
+      reloadingAfterWrites(roleRepository, refresh, ['create', 'upsert', 'remove']),
+      audit,
+    );
     await roles.ensureBuiltIns();
     const credentials = createAdminCredentialRepository(db);
     const generatedAdminPassword = await bootstrapAdminPassword(credentials, config.adminPassword);
@@ -197,6 +245,7 @@ export async function startGateway(config: AppConfig, logger: Logger, options: G
     const clientFor = (type: M2mConfigType) => (type === 'KUBE_SERVICE_ACCOUNT' ? kubeHttp : http);
     const configs = createM2mConfigService({
       store: reloadingAfterWrites(configRepository, refresh, ['save', 'remove']),
+      audit,
       roles: roleRepository,
       discoverIssuer: discoverBeforeWrite(clientFor),
       issuerPolicy,
@@ -221,6 +270,8 @@ export async function startGateway(config: AppConfig, logger: Logger, options: G
       admitIssuer: (issuer) => issuerLimiter.take(issuer),
     };
 
+    const exchange = auditedExchange(exchangeDeps, audit);
+
     const migrationNames = migrations.map((m) => m.name);
     const checkReadiness = async () => {
       const [row] = await db.$queryRaw<[{ applied: bigint }]>`
@@ -241,7 +292,8 @@ export async function startGateway(config: AppConfig, logger: Logger, options: G
       checkReadiness,
       trustProxy: config.trustProxy,
       exchangeRateLimit: config.exchangeRateLimit,
-      exchange: (idToken, req) => loggedExchange(exchangeDeps, idToken, req.log),
+      exchange: (idToken, req) => exchange(idToken, String(req.id)),
+      audit,
       publication: {
         issuer: config.gatewayIssuer,
         signingAlgs: () => keyRing.publishedAlgs,

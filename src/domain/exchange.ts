@@ -1,6 +1,6 @@
 import { GatewayError, invalidArgument, tooManyRequests } from '../errors.js';
 import { buildAccessTokenClaims, type AccessTokenClaims } from './access-token.js';
-import { flattenClaims } from './claims.js';
+import { TooManyClaimsError, flattenClaims } from './claims.js';
 import { IdentityError, identify } from './identity.js';
 import { MalformedJwsError, decodeUnverifiedJws } from './jws.js';
 import type { M2mConfig } from './m2m-config.js';
@@ -91,7 +91,13 @@ export async function exchangeToken(deps: ExchangeDeps, idToken: unknown): Promi
   if (wait > 0) throw tooManyRequests(`too many exchanges for issuer ${JSON.stringify(issuer)}`, wait);
 
   const verified = await deps.verifier.verify(idToken, config);
-  const claims = flattenClaims(verified);
+  let claims;
+  try {
+    claims = flattenClaims(verified);
+  } catch (error) {
+    if (!(error instanceof TooManyClaimsError)) throw error;
+    throw unauthenticated(`ID token is invalid: ${error.message}`);
+  }
   const roles = resolveRoles(active.mappings, claims);
   if (roles.length === 0) throw unauthenticated('no valid role: no mapping of the config matches the ID token');
 

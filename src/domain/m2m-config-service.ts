@@ -1,4 +1,5 @@
 import { GatewayError, invalidArgument, notFound } from '../errors.js';
+import type { AuditContext, AuditTrail } from './audit.js';
 import { isJsonObject } from './problems.js';
 import { parseM2mConfig, type IssuerPolicy, type M2mConfig, type M2mConfigFields } from './m2m-config.js';
 
@@ -25,6 +26,7 @@ export type DiscoverIssuer = (config: M2mConfigFields) => Promise<void>;
 
 export interface M2mConfigServiceDeps {
   readonly store: ConfigStore;
+  readonly audit: AuditTrail;
   readonly roles: RoleDirectory;
   readonly discoverIssuer: DiscoverIssuer;
   readonly issuerPolicy: IssuerPolicy;
@@ -43,11 +45,19 @@ export function createM2mConfigService(deps: M2mConfigServiceDeps) {
     return parseM2mConfig(input, deps.issuerPolicy, (name) => roles.has(name));
   }
 
-  async function write(config: M2mConfig): Promise<void> {
+  async function write(config: M2mConfig, context: AuditContext): Promise<void> {
     const holder = await store.findByIssuer(config.issuer);
     if (holder && holder.id !== config.id) throw issuerTaken(config.issuer);
     await deps.discoverIssuer(config);
+    const before = await store.get(config.id);
     await store.save(config);
+    await deps.audit.record({
+      action: before ? 'config.update' : 'config.create',
+      outcome: 'applied',
+      ...context,
+      configId: config.id,
+      details: { before: before ?? null, after: config },
+    });
   }
 
   return {
@@ -60,14 +70,14 @@ export function createM2mConfigService(deps: M2mConfigServiceDeps) {
     },
 
     /** Any id in the input is ignored; the new config gets a fresh one. */
-    async add(input: unknown): Promise<M2mConfig> {
+    async add(input: unknown, context: AuditContext): Promise<M2mConfig> {
       const config = { ...(await validate(input)), id: deps.newId() };
-      await write(config);
+      await write(config, context);
       return config;
     },
 
     /** Upsert: an unknown id creates the config under that id. */
-    async update(id: string, input: unknown): Promise<M2mConfig> {
+    async update(id: string, input: unknown, context: AuditContext): Promise<M2mConfig> {
       if (!isUuid(id)) throw invalidArgument(`id ${JSON.stringify(id)} is not a UUID`);
       const bodyId = isJsonObject(input) ? input.id : undefined;
       if (
@@ -80,13 +90,22 @@ export function createM2mConfigService(deps: M2mConfigServiceDeps) {
         );
       }
       const config = { ...(await validate(input)), id: id.toLowerCase() };
-      await write(config);
+      await write(config, context);
       return config;
     },
 
     /** Deleting an unknown id succeeds, as in StackRox. */
-    async remove(id: string): Promise<void> {
-      if (isUuid(id)) await store.remove(id.toLowerCase());
+    async remove(id: string, context: AuditContext): Promise<void> {
+      const before = isUuid(id) ? await store.get(id.toLowerCase()) : undefined;
+      if (!before) return;
+      await store.remove(before.id);
+      await deps.audit.record({
+        action: 'config.delete',
+        outcome: 'applied',
+        ...context,
+        configId: before.id,
+        details: { before, after: null },
+      });
     },
   };
 }

@@ -1,4 +1,5 @@
-import type { RequestHandler, Response } from 'express';
+import type { Request, RequestHandler, Response } from 'express';
+import type { AuditContext } from '../domain/audit.js';
 import { GatewayError, tooManyRequests } from '../errors.js';
 import type { RateLimiter } from './rate-limit.js';
 import { ADMIN_ROLE, BUILT_IN_ROLES, grants, type AccessLevel } from '../domain/roles.js';
@@ -44,6 +45,12 @@ export function createAuthenticator(verifyAdmin: VerifyAdminPassword, verifyBear
 export type Authenticate = ReturnType<typeof createAuthenticator>;
 
 export const principalOf = (res: Response): Principal => res.locals.principal as Principal;
+
+/** Who made an admin change, and in which request, for the audit trail. */
+export const auditContext = (req: Request, res: Response): AuditContext => ({
+  actor: principalOf(res).userId,
+  requestId: String(req.id),
+});
 
 const unauthenticated = () => new GatewayError('UNAUTHENTICATED', 'credentials are missing or invalid');
 

@@ -2,7 +2,7 @@ import { Router } from 'express';
 import type { M2mConfig } from '../domain/m2m-config.js';
 import type { M2mConfigService } from '../domain/m2m-config-service.js';
 import { isJsonObject } from '../domain/problems.js';
-import type { AdminGuard } from './auth.js';
+import { auditContext, type AdminGuard } from './auth.js';
 import { ADMIN_BODY_LIMIT_BYTES } from './limits.js';
 import { jsonBody, pathParam, withJsonFieldNames } from './request-body.js';
 
@@ -34,14 +34,14 @@ export function createM2mRoutes(configs: M2mConfigService, guard: AdminGuard): R
       res.json({ config: configToJson(await configs.get(pathParam(req, 'id'))) });
     })
     .post('/v1/auth/m2m', ...write, ...body, async (req, res) => {
-      res.json({ config: configToJson(await configs.add(configInput(req.body))) });
+      res.json({ config: configToJson(await configs.add(configInput(req.body), auditContext(req, res))) });
     })
     .put('/v1/auth/m2m/:id', ...write, ...body, async (req, res) => {
-      await configs.update(pathParam(req, 'id'), configInput(req.body));
+      await configs.update(pathParam(req, 'id'), configInput(req.body), auditContext(req, res));
       res.json({});
     })
     .delete('/v1/auth/m2m/:id', ...write, async (req, res) => {
-      await configs.remove(pathParam(req, 'id'));
+      await configs.remove(pathParam(req, 'id'), auditContext(req, res));
       res.json({});
     });
 }

@@ -1,5 +1,6 @@
 import express, { type Request, type RequestHandler } from 'express';
 import { invalidArgument } from '../errors.js';
+import { hasDuplicateMember } from '../domain/jws.js';
 import { isJsonObject, type JsonObject } from '../domain/problems.js';
 
 /**
@@ -22,6 +23,7 @@ export function jsonBody(limitBytes: number): RequestHandler[] {
         throw invalidArgument('request body is not valid JSON');
       }
       if (!isJsonObject(parsed)) throw invalidArgument('request body must be a JSON object');
+      if (hasDuplicateMember(raw)) throw invalidArgument('request body names a field twice');
       req.body = parsed;
       next();
     },

@@ -1,7 +1,7 @@
 import { Router } from 'express';
 import type { RoleService } from '../domain/role-service.js';
 import type { Role } from '../domain/roles.js';
-import type { AdminGuard } from './auth.js';
+import { auditContext, type AdminGuard } from './auth.js';
 import { ADMIN_BODY_LIMIT_BYTES } from './limits.js';
 import { jsonBody, pathParam } from './request-body.js';
 
@@ -23,15 +23,15 @@ export function createRoleRoutes(roles: RoleService, guard: AdminGuard): Router 
       res.json(roleToJson(await roles.get(pathParam(req, 'name'))));
     })
     .post('/v1/roles/:name', ...write, ...body, async (req, res) => {
-      await roles.create(pathParam(req, 'name'), req.body);
+      await roles.create(pathParam(req, 'name'), req.body, auditContext(req, res));
       res.json({});
     })
     .put('/v1/roles/:name', ...write, ...body, async (req, res) => {
-      await roles.update(pathParam(req, 'name'), req.body);
+      await roles.update(pathParam(req, 'name'), req.body, auditContext(req, res));
       res.json({});
     })
     .delete('/v1/roles/:name', ...write, async (req, res) => {
-      await roles.remove(pathParam(req, 'name'));
+      await roles.remove(pathParam(req, 'name'), auditContext(req, res));
       res.json({});
     });
 }

@@ -83,9 +83,40 @@ function reasonFor(error: unknown): GatewayError {
   }
 }
 
-function toKeySet(body: unknown): JSONWebKeySet {
+/** SPEC §3.2 and the hardening rules: a JWKS is refused whole when any of it is suspicious. */
+export const MAX_JWKS_KEYS = 100;
+const MIN_RSA_BITS = 2048;
+/** RFC 7518 §6.2.2, §6.3.2, §6.4: members that only a private or symmetric key has. */
+const SECRET_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'];
+
+function rsaModulusBits(n: unknown): number {
+  if (typeof n !== 'string') return 0;
+  const bytes = Buffer.from(n, 'base64url');
+  const leadingZeros = bytes.findIndex((byte) => byte !== 0);
+  return leadingZeros < 0 ? 0 : (bytes.length - leadingZeros) * 8 - Math.clz32(bytes[leadingZeros]!) + 24;
+}
+
+export function toKeySet(body: unknown): JSONWebKeySet {
   if (!isJsonObject(body) || !Array.isArray(body.keys)) throw new OutboundError('the JWKS has no keys list');
-  return { keys: body.keys.filter(isJsonObject) };
+  const keys = body.keys;
+  if (keys.length > MAX_JWKS_KEYS) {
+    throw new OutboundError(`the JWKS has ${keys.length} keys; at most ${MAX_JWKS_KEYS} are accepted`);
+  }
+  const kids = new Set<unknown>();
+  for (const key of keys) {
+    if (!isJsonObject(key)) throw new OutboundError('the JWKS has a key that is not an object');
+    if (key.kty === 'oct' || SECRET_MEMBERS.some((member) => member in key)) {
+      throw new OutboundError('the JWKS contains private or symmetric key material');
+    }
+    if (key.kty === 'RSA' && rsaModulusBits(key.n) < MIN_RSA_BITS) {
+      throw new OutboundError(`the JWKS has an RSA key shorter than ${MIN_RSA_BITS} bits`);
+    }
+    if (key.kid !== undefined) {
+      if (kids.has(key.kid)) throw new OutboundError(`the JWKS has the kid ${JSON.stringify(key.kid)} twice`);
+      kids.add(key.kid);
+    }
+  }
+  return { keys: keys as JSONWebKeySet['keys'] };
 }
 
 /**

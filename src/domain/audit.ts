@@ -1,0 +1,28 @@
+/** What the audit trail records (SPEC §4): every config or role change, and every exchange. */
+export type AuditAction =
+  'config.create' | 'config.update' | 'config.delete' | 'role.create' | 'role.update' | 'role.delete' | 'exchange';
+
+export const AUDIT_OUTCOMES = ['applied', 'minted', 'refused'] as const;
+export type AuditOutcome = (typeof AUDIT_OUTCOMES)[number];
+
+export interface AuditEvent {
+  readonly action: AuditAction;
+  readonly outcome: AuditOutcome;
+  readonly requestId?: string;
+  readonly actor?: string;
+  readonly configId?: string;
+  /** Internal detail, for admins only: never a token or a secret. */
+  readonly reason?: string;
+  readonly details: Readonly<Record<string, unknown>>;
+}
+
+/** Who asked for an admin change, for its audit record. */
+export interface AuditContext {
+  readonly actor: string;
+  readonly requestId: string;
+}
+
+export interface AuditTrail {
+  /** Records an admin change; resolves once it is stored. */
+  record(event: AuditEvent): Promise<void>;
+}
