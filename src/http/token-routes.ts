@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import type { ExchangeResult } from '../domain/exchange.js';
 import { isJsonObject } from '../domain/problems.js';
 import { tooManyRequests } from '../errors.js';
-import { createOAuthErrorHandler, OAuthError } from './error-handler.js';
+import { createOAuthErrorHandler, OAuthError, type TranslateError } from './error-handler.js';
 import { EXCHANGE_BODY_LIMIT_BYTES } from './limits.js';
 import type { RateLimiter } from './rate-limit.js';
 import { jsonBody, withJsonFieldNames } from './request-body.js';
@@ -38,7 +38,12 @@ const admitClient =
   };
 
 /** `POST /v1/auth/m2m/exchange` (StackRox) and `POST /oauth2/token` (RFC 8693), one exchange behind both. */
-export function createTokenRoutes(exchange: Exchange, logger: Logger, limiter: RateLimiter): Router {
+export function createTokenRoutes(
+  exchange: Exchange,
+  logger: Logger,
+  limiter: RateLimiter,
+  translate: TranslateError,
+): Router {
   const admit = admitClient(limiter);
   const oauth = Router()
     .post(
@@ -85,7 +90,7 @@ export function createTokenRoutes(exchange: Exchange, logger: Logger, limiter: R
         });
       },
     )
-    .use(createOAuthErrorHandler(logger));
+    .use(createOAuthErrorHandler(logger, translate));
 
   return Router()
     .post('/v1/auth/m2m/exchange', admit, ...jsonBody(EXCHANGE_BODY_LIMIT_BYTES), async (req, res) => {

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
 import request from 'supertest';
 import { startFakeIssuer, type FakeIssuer } from '../fixtures/fake-issuer.js';
+import { createTestCa } from '../fixtures/test-ca.js';
 import { ADMIN_AUTH, errorBody, startTestGateway, type TestGateway } from '../fixtures/test-gateway.js';
 
 let gateway: TestGateway;
@@ -203,7 +204,6 @@ describe('POST /v1/auth/m2m', () => {
     });
 
     it('refuses an issuer whose certificate is not trusted', async () => {
-      const { createTestCa } = await import('../fixtures/test-ca.js');
       const stranger = await startFakeIssuer(await createTestCa());
       try {
         const response = await addConfig(genericConfig({ issuer: stranger.issuer })).expect(400);
