@@ -27,7 +27,7 @@ import { createAccessTokenVerifier } from './keys/access-token-verifier.js';
 import { bootstrapAdminPassword, createAdminPasswordVerifier } from './keys/admin-password.js';
 import { createKeyRing, newJti, type KeyRing } from './keys/signing-keys.js';
 import { discoverIssuer } from './oidc/discovery.js';
-import { createHttpsJsonClient, type HttpsJsonClient } from './oidc/https-client.js';
+import { DEFAULT_OUTBOUND_LIMITS, createHttpsJsonClient, type HttpsJsonClient } from './oidc/https-client.js';
 import { createIdTokenVerifier } from './oidc/id-token-verifier.js';
 import {
   createKubeIssuerClient,
@@ -68,6 +68,8 @@ export interface GatewayOptions {
   readonly now?: () => Date;
   /** How soon an unknown kid may make an issuer's JWKS be fetched again. */
   readonly jwksRefetchCooldownMs?: number;
+  /** The bound on each outbound call (SPEC §3.2: 5 s). */
+  readonly outboundTimeoutMs?: number;
 }
 
 /** Add/Update run discovery first; a failure stores nothing (SPEC §1, Δ: Central answers 500). */
@@ -236,8 +238,13 @@ export async function startGateway(config: AppConfig, logger: Logger, options: G
     const cas = trustedCas(config);
     const network = createNetworkPolicy(config.issuerAllowPrivateNetworks);
     const kube = { tokenFile: config.kubeSaTokenFile, apiUrl: config.kubeApiUrl };
-    const http = createHttpsJsonClient(cas, { allowAddress: network.allows });
+    const limits = {
+      ...DEFAULT_OUTBOUND_LIMITS,
+      timeoutMs: options.outboundTimeoutMs ?? DEFAULT_OUTBOUND_LIMITS.timeoutMs,
+    };
+    const http = createHttpsJsonClient(cas, { limits, allowAddress: network.allows });
     const clusterHttp = createHttpsJsonClient(cas, {
+      limits,
       allowAddress: (hostname, address) => network.allows(hostname, address) || isClusterHostname(hostname, kube),
     });
     const kubeHttp = createKubeIssuerClient(clusterHttp, kube);

@@ -32,20 +32,24 @@ export function jsonBody(limitBytes: number): RequestHandler[] {
 
 const camelCase = (name: string) => name.replace(/_([a-z0-9])/g, (_, letter: string) => letter.toUpperCase());
 
+/** No request message of the API nests deeper than this; deeper input is refused before any recursion. */
+const MAX_BODY_DEPTH = 16;
+
 /**
  * protojson accepts a field by its JSON name (`idToken`) or its proto name
  * (`id_token`), and refuses a message that gives both (SPEC §2).
  *
- * @throws GatewayError INVALID_ARGUMENT when a field is given twice
+ * @throws GatewayError INVALID_ARGUMENT when a field is given twice or the body nests too deeply
  */
-export function withJsonFieldNames(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(withJsonFieldNames);
+export function withJsonFieldNames(value: unknown, depth = 0): unknown {
+  if (depth > MAX_BODY_DEPTH) throw invalidArgument('request body is nested too deeply');
+  if (Array.isArray(value)) return value.map((item) => withJsonFieldNames(item, depth + 1));
   if (!isJsonObject(value)) return value;
   const result: JsonObject = {};
   for (const [name, field] of Object.entries(value)) {
     const jsonName = camelCase(name);
     if (Object.hasOwn(result, jsonName)) throw invalidArgument(`field ${JSON.stringify(jsonName)} is given twice`);
-    result[jsonName] = withJsonFieldNames(field);
+    result[jsonName] = withJsonFieldNames(field, depth + 1);
   }
   return result;
 }

@@ -45,11 +45,12 @@ const invalid = (reason: string) => new GatewayError('UNAUTHENTICATED', `ID toke
 /** jose's error codes → the safe, specific reasons of SPEC §3.1 step 3. */
 function reasonFor(error: unknown): GatewayError {
   if (error instanceof GatewayError) return error;
-  const { code, claim } = (error ?? {}) as { code?: string; claim?: string };
+  const { code, claim, reason } = (error ?? {}) as { code?: string; claim?: string; reason?: string };
   switch (code) {
     case 'ERR_JWT_EXPIRED':
       return invalid('expired');
     case 'ERR_JWT_CLAIM_VALIDATION_FAILED':
+      if (reason === 'invalid') return invalid(`the ${claim ?? ''} claim is malformed`);
       switch (claim) {
         case 'aud':
           return invalid('audience mismatch');
