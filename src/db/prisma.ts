@@ -14,7 +14,7 @@ export function createDatabase(databaseUrl: string): Database {
  * surfaces, never an internal error; anything else is left alone.
  */
 export function translateDatabaseError(error: unknown): GatewayError | undefined {
-  return isDatabaseUnavailable(error)
+  return !(error instanceof GatewayError) && isDatabaseUnavailable(error)
     ? new GatewayError('UNAVAILABLE', 'the database is unavailable; try again', { cause: error })
     : undefined;
 }
