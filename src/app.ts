@@ -3,6 +3,7 @@ import express, { type Express } from 'express';
 import { pinoHttp } from 'pino-http';
 import type { Logger } from 'pino';
 import type { M2mConfigService } from './domain/m2m-config-service.js';
+import type { Metrics } from './metrics.js';
 import type { RoleService } from './domain/role-service.js';
 import { GatewayError } from './errors.js';
 import { ADMIN_FAILURES_PER_MINUTE, createAdminGuard, type Authenticate } from './http/auth.js';
@@ -27,6 +28,7 @@ export interface AppDeps {
   readonly exchange: Exchange;
   readonly audit: AuditLog;
   readonly translateError: TranslateError;
+  readonly metrics: Metrics;
   /** EXCHANGE_RATE_LIMIT: exchanges per minute and client address; 0 is no limit. */
   readonly exchangeRateLimit: number;
   readonly publication: IssuerPublication;
@@ -59,9 +61,18 @@ export function createApp(deps: AppDeps): Express {
       },
     }),
   );
-  app.use((_req, res, next) => {
+  app.use((req, res, next) => {
     res.set('Cache-Control', 'no-store');
+    res.once('finish', () => {
+      if (res.statusCode !== 429) return;
+      deps.metrics.rateLimited(
+        req.path === '/oauth2/token' || req.path === '/v1/auth/m2m/exchange' ? 'exchange' : 'admin',
+      );
+    });
     next();
+  });
+  app.get('/metrics', async (_req, res) => {
+    res.type(deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics());
   });
 
   const guard = createAdminGuard(deps.authenticate, createRateLimiter(ADMIN_FAILURES_PER_MINUTE));

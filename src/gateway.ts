@@ -37,6 +37,7 @@ import {
   withTokenReview,
 } from './oidc/kube.js';
 import { createNetworkPolicy } from './oidc/network-policy.js';
+import { createMetrics, type Metrics } from './metrics.js';
 
 export interface Gateway {
   readonly app: Express;
@@ -126,11 +127,14 @@ function describeToken(idToken: unknown) {
  * Every exchange leaves an audit record (SPEC §4): config, subject and roles,
  * or the refusal and its internal reason; the token only as its SHA-256.
  */
-function auditedExchange(deps: ExchangeDeps, audit: AuditLog) {
+function auditedExchange(deps: ExchangeDeps, audit: AuditLog, metrics: Metrics) {
   return async (idToken: unknown, requestId: string) => {
+    const started = performance.now();
+    const elapsed = () => (performance.now() - started) / 1000;
     const token = describeToken(idToken);
     try {
       const result = await withDeadline(exchangeToken(deps, idToken), EXCHANGE_DEADLINE_MS);
+      metrics.exchangeFinished('minted', result.config.type, elapsed());
       const { roles, jti, exp, sub } = result.claims;
       audit.enqueue({
         action: 'exchange',
@@ -142,11 +146,13 @@ function auditedExchange(deps: ExchangeDeps, audit: AuditLog) {
       return result;
     } catch (error) {
       const cause = error instanceof GatewayError && error.cause !== undefined ? ` (${messageOf(error.cause)})` : '';
+      const config = token.issuer === undefined ? undefined : deps.configs.byIssuer(token.issuer)?.config;
+      metrics.exchangeFinished('refused', config?.type ?? 'none', elapsed());
       audit.enqueue({
         action: 'exchange',
         outcome: 'refused',
         requestId,
-        configId: token.issuer === undefined ? undefined : deps.configs.byIssuer(token.issuer)?.config.id,
+        configId: config?.id,
         reason: `${messageOf(error)}${cause}`,
         details: { ...token, code: error instanceof GatewayError ? error.code : 'INTERNAL' },
       });
@@ -261,8 +267,13 @@ export async function startGateway(config: AppConfig, logger: Logger, options: G
 
     // One issuer's clients may use many addresses; their sum is bounded too (docs/security.md).
     const issuerLimiter = createRateLimiter(config.exchangeRateLimit * ISSUER_LIMIT_FACTOR);
+    const metrics = createMetrics({
+      configCount: () => configCache.size,
+      publishedKeyCount: () => keyRing.jwks().keys.length,
+    });
     const verifier = createIdTokenVerifier({
       clientFor,
+      onFetch: metrics.issuerFetched,
       clockSkewSeconds: config.clockSkewSeconds,
       now,
       refetchCooldownMs: options.jwksRefetchCooldownMs,
@@ -277,7 +288,7 @@ export async function startGateway(config: AppConfig, logger: Logger, options: G
       admitIssuer: (issuer) => issuerLimiter.take(issuer),
     };
 
-    const exchange = auditedExchange(exchangeDeps, audit);
+    const exchange = auditedExchange(exchangeDeps, audit, metrics);
 
     const migrationNames = migrations.map((m) => m.name);
     const checkReadiness = async () => {
@@ -285,6 +296,7 @@ export async function startGateway(config: AppConfig, logger: Logger, options: G
         SELECT count(*) AS applied FROM "_prisma_migrations"
         WHERE finished_at IS NOT NULL AND rolled_back_at IS NULL AND migration_name = ANY(${migrationNames})`;
       if (Number(row?.applied) !== migrationNames.length) throw new Error('migrations are not applied');
+      if (!keyRing.hasActiveKey) throw new Error('no signing key is loaded');
     };
 
     const authenticate = createAuthenticator(
@@ -302,6 +314,7 @@ export async function startGateway(config: AppConfig, logger: Logger, options: G
       exchange: (idToken, req) => exchange(idToken, String(req.id)),
       audit,
       translateError: translateDatabaseError,
+      metrics,
       publication: {
         issuer: config.gatewayIssuer,
         signingAlgs: () => keyRing.publishedAlgs,

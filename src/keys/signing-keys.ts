@@ -134,6 +134,11 @@ export function createKeyRing(options: KeyRingOptions) {
       return key && key.publishedUntil > now().getTime() ? key.key : undefined;
     },
 
+    /** Whether a signing key is loaded (readiness). */
+    get hasActiveKey(): boolean {
+      return active !== undefined;
+    },
+
     get publishedAlgs(): string[] {
       return [...new Set([...published.values()].map((k) => k.jwk.alg!))];
     },

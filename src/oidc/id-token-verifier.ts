@@ -29,6 +29,8 @@ export interface IdTokenVerifierOptions {
   readonly refetchCooldownMs?: number;
   /** How long a discovery document is trusted before it is fetched again with the keys. */
   readonly metadataTtlMs?: number;
+  /** Told about every discovery and JWKS fetch (metrics). */
+  readonly onFetch?: (issuer: string, document: 'discovery' | 'jwks', ok: boolean) => void;
 }
 
 interface IssuerState {
@@ -142,15 +144,20 @@ export function createIdTokenVerifier(
   async function fetchKeys(state: IssuerState, { issuer, type }: M2mConfig): Promise<void> {
     state.lastAttemptAt = clock();
     const http = options.clientFor(type);
+    let document: 'discovery' | 'jwks' = 'discovery';
     try {
       if (!state.metadata || clock() - state.metadataAt > metadataTtl) {
         state.metadata = await discoverIssuer(http, issuer);
         state.metadataAt = clock();
+        options.onFetch?.(issuer, document, true);
       }
+      document = 'jwks';
       const { body } = await http.getJson(state.metadata.jwksUri);
       state.keys = createLocalJWKSet(toKeySet(body));
       state.lastError = undefined;
+      options.onFetch?.(issuer, document, true);
     } catch (error) {
+      options.onFetch?.(issuer, document, false);
       state.lastError = new GatewayError(
         'UNAVAILABLE',
         `issuer ${JSON.stringify(issuer)} is unavailable: ${messageOf(error)}`,
