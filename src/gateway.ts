@@ -104,13 +104,15 @@ function reloadingAfterWrites<T extends ConfigStore | RoleStore>(
   return wrapped;
 }
 
-/** What can be read from a token without trusting it, for the audit record of its exchange. */
-function describeToken(idToken: unknown) {
-  if (typeof idToken !== 'string') return {};
-  const tokenSha256 = createHash('sha256').update(idToken).digest('hex');
+const text = (value: unknown) => (typeof value === 'string' ? value.slice(0, 2048) : undefined);
+const sha256 = (idToken: unknown) =>
+  typeof idToken === 'string' ? createHash('sha256').update(idToken).digest('hex') : undefined;
+
+/** What can be read from a refused token without trusting it, for its audit record. */
+function describeRefusedToken(idToken: unknown) {
+  const tokenSha256 = sha256(idToken);
   try {
-    const { header, payload } = decodeUnverifiedJws(idToken);
-    const text = (value: unknown) => (typeof value === 'string' ? value.slice(0, 2048) : undefined);
+    const { header, payload } = decodeUnverifiedJws(idToken as string);
     return {
       tokenSha256,
       issuer: text(payload.iss),
@@ -131,7 +133,6 @@ function auditedExchange(deps: ExchangeDeps, audit: AuditLog, metrics: Metrics) 
   return async (idToken: unknown, requestId: string) => {
     const started = performance.now();
     const elapsed = () => (performance.now() - started) / 1000;
-    const token = describeToken(idToken);
     try {
       const result = await withDeadline(exchangeToken(deps, idToken), EXCHANGE_DEADLINE_MS);
       metrics.exchangeFinished('minted', result.config.type, elapsed());
@@ -141,10 +142,22 @@ function auditedExchange(deps: ExchangeDeps, audit: AuditLog, metrics: Metrics) 
         outcome: 'minted',
         requestId,
         configId: result.config.id,
-        details: { ...token, roles, jti, exp, accessTokenSubject: sub, accessTokenKid: result.kid },
+        details: {
+          tokenSha256: sha256(idToken),
+          issuer: result.config.issuer,
+          subject: text(result.idToken.subject),
+          kid: text(result.idToken.kid),
+          alg: text(result.idToken.alg),
+          roles,
+          jti,
+          exp,
+          accessTokenSubject: sub,
+          accessTokenKid: result.kid,
+        },
       });
       return result;
     } catch (error) {
+      const token = describeRefusedToken(idToken);
       const cause = error instanceof GatewayError && error.cause !== undefined ? ` (${messageOf(error.cause)})` : '';
       const config = token.issuer === undefined ? undefined : deps.configs.byIssuer(token.issuer)?.config;
       metrics.exchangeFinished('refused', config?.type ?? 'none', elapsed());
@@ -200,10 +213,7 @@ export async function startGateway(config: AppConfig, logger: Logger, options: G
     await applyMigrations(url, migrations, logger);
     const db = createDatabase(url);
     closers.push(() => db.$disconnect());
-    const audit = createAuditLog(db, logger);
-    closers.push(() => audit.close());
     const now = options.now ?? (() => new Date());
-
     const configRepository = createConfigRepository(db);
     const roleRepository = createRoleRepository(db);
     const configCache = createConfigCache();
@@ -215,6 +225,12 @@ export async function startGateway(config: AppConfig, logger: Logger, options: G
       now,
       clockSkewSeconds: config.clockSkewSeconds,
     });
+    const metrics = createMetrics({
+      configCount: () => configCache.size,
+      publishedKeyCount: () => keyRing.jwks().keys.length,
+    });
+    const audit = createAuditLog(db, logger, metrics.auditBatchWritten);
+    closers.push(() => audit.close());
     const refresh = coalesce(async () => {
       const [configs, roles] = await Promise.all([configRepository.list(), roleRepository.list(), keyRing.reload()]);
       configCache.replace(configs);
@@ -267,10 +283,6 @@ export async function startGateway(config: AppConfig, logger: Logger, options: G
 
     // One issuer's clients may use many addresses; their sum is bounded too (docs/security.md).
     const issuerLimiter = createRateLimiter(config.exchangeRateLimit * ISSUER_LIMIT_FACTOR);
-    const metrics = createMetrics({
-      configCount: () => configCache.size,
-      publishedKeyCount: () => keyRing.jwks().keys.length,
-    });
     const verifier = createIdTokenVerifier({
       clientFor,
       onFetch: metrics.issuerFetched,

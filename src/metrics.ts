@@ -34,6 +34,11 @@ export function createMetrics(sources: MetricsSources) {
     labelNames: ['issuer', 'document', 'result'] as const,
     registers: [registry],
   });
+  const auditWrites = new Counter({
+    name: 'm2m_audit_batches_written_total',
+    help: 'Inserts of queued exchange audit records (one per batch)',
+    registers: [registry],
+  });
   const rateLimited = new Counter({
     name: 'm2m_rate_limited_total',
     help: 'Requests refused with 429, by endpoint group',
@@ -65,6 +70,9 @@ export function createMetrics(sources: MetricsSources) {
     },
     issuerFetched(issuer: string, document: 'discovery' | 'jwks', ok: boolean): void {
       issuerFetches.inc({ issuer, document, result: ok ? 'ok' : 'error' });
+    },
+    auditBatchWritten(): void {
+      auditWrites.inc();
     },
     rateLimited(endpoint: 'exchange' | 'admin'): void {
       rateLimited.inc({ endpoint });

@@ -34,13 +34,28 @@ const toRow = (event: AuditEvent & { occurredAt?: Date }) => ({
 });
 
 /**
+ * One INSERT for a whole batch, its columns as arrays: far cheaper for the
+ * gateway's CPU than a Prisma createMany of the same rows.
+ */
+async function insertBatch(db: Database, batch: readonly (AuditEvent & { occurredAt: Date })[]): Promise<void> {
+  const rows = batch.map(toRow);
+  await db.$executeRaw`
+    INSERT INTO "audit_events" ("occurred_at", "request_id", "action", "actor", "config_id", "outcome", "reason", "details")
+    SELECT * FROM unnest(
+      ${rows.map((r) => r.occurredAt)}::timestamptz[], ${rows.map((r) => r.requestId)}::text[],
+      ${rows.map((r) => r.action)}::text[], ${rows.map((r) => r.actor)}::text[],
+      ${rows.map((r) => r.configId)}::uuid[], ${rows.map((r) => r.outcome)}::text[],
+      ${rows.map((r) => r.reason)}::text[], ${rows.map((r) => JSON.stringify(r.details))}::jsonb[])`;
+}
+
+/**
  * The audit trail (SPEC §4): the `audit_events` table plus a JSON log line per
  * event. Admin changes are written before the request answers; exchange
  * events are queued and written in batches off the request path, and flushed
  * on shutdown. A crash loses at most the last FLUSH_INTERVAL_MS of exchange
  * events (their log lines are already out).
  */
-export function createAuditLog(db: Database, logger: Logger) {
+export function createAuditLog(db: Database, logger: Logger, onBatchWritten: () => void = () => undefined) {
   let queue: (AuditEvent & { occurredAt: Date })[] = [];
   let dropped = 0;
   let flushing: Promise<void> | undefined;
@@ -49,21 +64,28 @@ export function createAuditLog(db: Database, logger: Logger) {
 
   const logLine = (event: AuditEvent) => logger.info({ audit: event }, `audit ${event.action} ${event.outcome}`);
 
-  async function writeQueued(): Promise<void> {
-    while (queue.length > 0) {
-      const batch = queue.slice(0, MAX_BATCH);
+  /** Writes what was queued when it started (what arrives meanwhile waits for the next tick): a few inserts a second. */
+  async function writeQueued(): Promise<boolean> {
+    let pending = queue.length;
+    while (pending > 0) {
+      const batch = queue.slice(0, Math.min(MAX_BATCH, pending));
       try {
-        await db.auditEvent.createMany({ data: batch.map(toRow) });
+        await insertBatch(db, batch);
+        onBatchWritten();
       } catch (error) {
         logger.warn({ err: error, queued: queue.length }, 'audit events could not be written; will retry');
-        return;
+        return false;
       }
       queue = queue.slice(batch.length);
+      pending -= batch.length;
     }
+    return true;
   }
 
   function flush(): Promise<void> {
-    flushing ??= writeQueued().finally(() => (flushing = undefined));
+    flushing ??= writeQueued()
+      .then(() => undefined)
+      .finally(() => (flushing = undefined));
     return flushing;
   }
 
@@ -88,9 +110,11 @@ export function createAuditLog(db: Database, logger: Logger) {
 
     flush,
 
+    /** Stops the timer and writes everything still queued, unless the database is away. */
     async close(): Promise<void> {
       clearInterval(timer);
-      await flush();
+      await flushing;
+      while (queue.length > 0 && (await writeQueued()));
     },
 
     async query(query: AuditQuery): Promise<StoredAuditEvent[]> {

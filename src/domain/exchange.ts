@@ -4,12 +4,12 @@ import { TooManyClaimsError, flattenClaims } from './claims.js';
 import { IdentityError, identify } from './identity.js';
 import { MalformedJwsError, decodeUnverifiedJws } from './jws.js';
 import type { M2mConfig } from './m2m-config.js';
-import { resolveRoles, type CompiledMapping } from './role-mapping.js';
+import { resolveRoles, type CompiledMappings } from './role-mapping.js';
 
 /** A stored config, ready for exchanges: mappings compiled, lifetime parsed. */
 export interface ActiveConfig {
   readonly config: M2mConfig;
-  readonly mappings: readonly CompiledMapping[];
+  readonly mappings: CompiledMappings;
   readonly lifetimeSeconds: number;
 }
 
@@ -48,6 +48,8 @@ export interface ExchangeResult {
   readonly claims: AccessTokenClaims;
   readonly config: M2mConfig;
   readonly kid: string;
+  /** The exchanged token's `sub`, `kid` and `alg`, for the audit record. */
+  readonly idToken: { readonly subject: unknown; readonly kid: unknown; readonly alg: unknown };
 }
 
 /** SPEC §3.1: ID tokens larger than this are refused before any parsing. */
@@ -120,5 +122,11 @@ export async function exchangeToken(deps: ExchangeDeps, idToken: unknown): Promi
     now: deps.now(),
   });
   const { token, kid } = await deps.signer.sign(accessClaims);
-  return { accessToken: token, claims: accessClaims, config, kid };
+  return {
+    accessToken: token,
+    claims: accessClaims,
+    config,
+    kid,
+    idToken: { subject: verified.sub, kid: header.kid, alg: header.alg },
+  };
 }

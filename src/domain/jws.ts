@@ -59,7 +59,8 @@ export function hasDuplicateMember(json: string): boolean {
       let end = i + 1;
       while (json[end] !== '"') end += json[end] === '\\' ? 2 : 1;
       if (expectingName) {
-        const name = JSON.parse(json.slice(i, end + 1)) as string;
+        const raw = json.slice(i + 1, end);
+        const name = raw.includes('\\') ? (JSON.parse(`"${raw}"`) as string) : raw;
         const seen = objects[objects.length - 1]!;
         if (seen.has(name)) return true;
         seen.add(name);

@@ -34,15 +34,38 @@ export function valueExpressionProblem(expression: string): string | undefined {
   }
 }
 
-export interface CompiledMapping {
-  readonly key: string;
-  readonly matcher: RE2;
-  readonly role: string;
+/** A config's mappings, compiled once for every exchange: one RE2 set per claim key. */
+export interface CompiledMappings {
+  readonly byKey: readonly {
+    readonly key: string;
+    /** Matches whole values only (anchored at both ends, SPEC §3.5). */
+    readonly expressions: InstanceType<typeof RE2.Set>;
+    /** The role and the mapping's position, per expression of the set. */
+    readonly roles: readonly { readonly role: string; readonly position: number }[];
+  }[];
 }
 
-/** Compiles a stored config's mappings once, for every exchange that uses it. */
-export const compileMappings = (mappings: readonly RoleMapping[]): CompiledMapping[] =>
-  mappings.map(({ key, valueExpression, role }) => ({ key, matcher: compileValueExpression(valueExpression), role }));
+/**
+ * Compiles a stored config's mappings. Expressions on the same claim key go
+ * into one RE2 set, so a claim value is scanned once however many mappings
+ * name its key.
+ */
+export function compileMappings(mappings: readonly RoleMapping[]): CompiledMappings {
+  const groups = new Map<string, { expressions: string[]; roles: { role: string; position: number }[] }>();
+  mappings.forEach(({ key, valueExpression, role }, position) => {
+    const group = groups.get(key) ?? { expressions: [], roles: [] };
+    group.expressions.push(valueExpression);
+    group.roles.push({ role, position });
+    groups.set(key, group);
+  });
+  return {
+    byKey: [...groups].map(([key, group]) => ({
+      key,
+      expressions: new RE2.Set(group.expressions, 'u', { anchor: 'both' }),
+      roles: group.roles,
+    })),
+  };
+}
 
 /**
  * The union of the roles of every mapping that applies: one whose expression
@@ -51,11 +74,15 @@ export const compileMappings = (mappings: readonly RoleMapping[]): CompiledMappi
  *
  * @returns role names in mapping order, each once
  */
-export function resolveRoles(mappings: readonly CompiledMapping[], claims: FlatClaims): string[] {
-  const roles = new Set<string>();
-  for (const { key, matcher, role } of mappings) {
-    if (roles.has(role)) continue;
-    if (claims.get(key)?.some((value) => matcher.test(value))) roles.add(role);
+export function resolveRoles(mappings: CompiledMappings, claims: FlatClaims): string[] {
+  const matched: { role: string; position: number }[] = [];
+  for (const { key, expressions, roles } of mappings.byKey) {
+    const values = claims.get(key);
+    if (!values) continue;
+    const hits = new Set<number>();
+    for (const value of values) for (const index of expressions.match(value)) hits.add(index);
+    for (const index of hits) matched.push(roles[index]!);
   }
-  return [...roles];
+  matched.sort((a, b) => a.position - b.position);
+  return [...new Set(matched.map((m) => m.role))];
 }

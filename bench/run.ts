@@ -1,0 +1,389 @@
+/**
+ * `npm run bench`: the gateway against the floor (bench/floor-server.ts), both
+ * in their own processes, driven by autocannon from this one with the same
+ * pool of distinct ID tokens. See docs/performance.md.
+ *
+ * Options: --duration <s> (10), --connections <n> (32), --replicas 2 (also
+ * measure two gateway processes on one database), --quick (skip the 100 000
+ * exchange memory run), --profile (write a CPU profile of each gateway
+ * process into bench/profiles/, for `node --cpu-prof` analysis).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import autocannon from 'autocannon';
+import { SignJWT, generateKeyPair, type JWTPayload } from 'jose';
+import pg from 'pg';
+import { pino } from 'pino';
+import { buildAccessTokenClaims } from '../src/domain/access-token.js';
+import { startEmbeddedPostgres } from '../src/db/embedded-postgres.js';
+import { createKeyRing, type StoredSigningKey } from '../src/keys/signing-keys.js';
+import { startFakeIssuer } from '../test/fixtures/fake-issuer.js';
+import { createTestCa } from '../test/fixtures/test-ca.js';
+
+const { values: args } = parseArgs({
+  options: {
+    duration: { type: 'string', default: '10' },
+    connections: { type: 'string', default: '32' },
+    replicas: { type: 'string', default: '1' },
+    quick: { type: 'boolean', default: false },
+    profile: { type: 'boolean', default: false },
+  },
+});
+const DURATION = Number(args.duration);
+const CONNECTIONS = Number(args.connections);
+const TOKENS = 2000;
+const ADMIN = `Basic ${Buffer.from('admin:bench-password').toString('base64')}`;
+const KEK = Buffer.alloc(32, 7).toString('base64');
+const say = (line: string) => process.stdout.write(`${line}\n`);
+
+const freePort = () =>
+  new Promise<number>((resolve) => {
+    const probe = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = probe.address() as net.AddressInfo;
+      probe.close(() => resolve(port));
+    });
+  });
+
+/** Spawns a server and resolves once `isReady` says so; its output is kept for the error if it dies. */
+async function startProcess(
+  command: string,
+  argv: string[],
+  env: Record<string, string>,
+  isReady: () => Promise<boolean>,
+) {
+  const child = spawn(command, argv, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  for (let attempt = 0; attempt < 300; attempt++) {
+    if (child.exitCode !== null) break;
+    if (await isReady()) return child;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  child.kill();
+  throw new Error(`${command} ${argv.join(' ')} did not become ready:\n${output}`);
+}
+
+const answers = (url: string) => () =>
+  fetch(url).then(
+    () => true,
+    () => false,
+  );
+
+interface Result {
+  readonly rps: number;
+  readonly p50: number;
+  readonly p99: number;
+  readonly errors: number;
+  /** CPU time of the server process (all its threads) per request, when known. */
+  cpuMsPerRequest?: number;
+}
+
+/** utime + stime of a process, in ms (Linux /proc; clock ticks of 10 ms). */
+function cpuMs(pid: number | undefined): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return (Number(fields[11]) + Number(fields[12])) * 10;
+  } catch {
+    return NaN;
+  }
+}
+
+async function measured(server: ChildProcess, run: () => Promise<Result>): Promise<Result> {
+  const before = cpuMs(server.pid);
+  const result = await run();
+  result.cpuMsPerRequest = (cpuMs(server.pid) - before) / (result.rps * DURATION);
+  return result;
+}
+
+async function drive(
+  url: string,
+  tokens: string[],
+  options: { duration?: number; amount?: number; connections?: number } = {},
+): Promise<Result> {
+  let next = 0;
+  const result = await autocannon({
+    url: `${url}/v1/auth/m2m/exchange`,
+    connections: options.connections ?? CONNECTIONS,
+    duration: options.amount ? undefined : (options.duration ?? DURATION),
+    amount: options.amount,
+    requests: [
+      {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        setupRequest: (request: autocannon.Request) => ({
+          ...request,
+          body: JSON.stringify({ idToken: tokens[next++ % tokens.length] }),
+        }),
+      },
+    ],
+  });
+  return {
+    rps: result.requests.average,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    errors: result.errors + result.timeouts + result.non2xx,
+  };
+}
+
+const row = (name: string, r: Result, floor?: Result) =>
+  `| ${name} | ${r.rps.toFixed(0)} | ${r.p50} ms | ${r.p99} ms | ${r.errors} | ${r.cpuMsPerRequest?.toFixed(3) ?? '—'} ms | ${floor ? `${((100 * r.rps) / floor.rps).toFixed(1)} % rps, p99 ×${(r.p99 / Math.max(floor.p99, 1)).toFixed(2)}` : '—'} |`;
+
+async function metric(url: string, name: string): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`));
+  return line ? Number(line.split(' ').at(-1)) : NaN;
+}
+
+async function committedTransactions(databaseUrl: string): Promise<number> {
+  const client = new pg.Client({ connectionString: databaseUrl });
+  await client.connect();
+  const { rows } = await client.query<{ n: string }>(
+    'SELECT xact_commit + xact_rollback AS n FROM pg_stat_database WHERE datname = current_database()',
+  );
+  await client.end();
+  return Number(rows[0]!.n);
+}
+
+async function main(): Promise<void> {
+  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'm2m-gateway-bench-'));
+  const children: ChildProcess[] = [];
+  const database = await startEmbeddedPostgres(dataDir, pino({ level: 'silent' }));
+  const ca = await createTestCa();
+  const issuer = await startFakeIssuer(ca, { algs: ['ES256'] });
+  try {
+    say(`machine: ${os.cpus().length} × ${os.cpus()[0]?.model}, node ${process.version}`);
+    const exp = Math.floor(Date.now() / 1000) + 3600;
+    const tokens = await Promise.all(
+      Array.from({ length: TOKENS }, (_, i) =>
+        issuer.sign({
+          sub: `repo:octo-org/app-${i}:ref:refs/heads/main`,
+          repository: `octo-org/app-${i}`,
+          run_id: String(i),
+          exp,
+        }),
+      ),
+    );
+
+    const floorPort = await freePort();
+    const floorProcess = await startProcess(
+      'node',
+      [
+        '--import',
+        'tsx',
+        'bench/floor-server.ts',
+        String(floorPort),
+        issuer.issuer,
+        JSON.stringify(issuer.publicKeys()[0]),
+      ],
+      {},
+      answers(`http://127.0.0.1:${floorPort}/`),
+    );
+    children.push(floorProcess);
+    const floorUrl = `http://127.0.0.1:${floorPort}`;
+
+    const startGateway = async () => {
+      const port = await freePort();
+      children.push(
+        await startProcess(
+          'node',
+          [
+            ...(args.profile ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve('bench/profiles')}`] : []),
+            'dist/src/main.js',
+          ],
+          {
+            PORT: String(port),
+            DATABASE_URL: database.url,
+            KEY_ENCRYPTION_KEY: KEK,
+            ADMIN_PASSWORD: 'bench-password',
+            ISSUER_CA_FILE: ca.file,
+            ISSUER_ALLOW_PRIVATE_NETWORKS: '127.0.0.1',
+            EXCHANGE_RATE_LIMIT: '0',
+            LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
+          },
+          () =>
+            fetch(`http://127.0.0.1:${port}/readyz`).then(
+              (r) => r.ok,
+              () => false,
+            ),
+        ),
+      );
+      return { url: `http://127.0.0.1:${port}`, process: children.at(-1)! };
+    };
+    const { url: gatewayUrl, process: gatewayProcess } = await startGateway();
+
+    const configId = '00000000-0000-4000-8000-000000000001';
+    const mapping = { key: 'repository', valueExpression: 'octo-org/app-\\d+', role: 'Analyst' };
+    const put = await fetch(`${gatewayUrl}/v1/auth/m2m/${configId}`, {
+      method: 'PUT',
+      headers: { authorization: ADMIN, 'content-type': 'application/json' },
+      body: JSON.stringify({
+        config: { type: 'GITHUB_ACTIONS', issuer: issuer.issuer, tokenExpirationDuration: '15m', mappings: [mapping] },
+      }),
+    });
+    if (!put.ok) {
+      // GITHUB_ACTIONS needs the issuer in GITHUB_ACTIONS_ISSUERS; GENERIC costs the same.
+      const generic = await fetch(`${gatewayUrl}/v1/auth/m2m/${configId}`, {
+        method: 'PUT',
+        headers: { authorization: ADMIN, 'content-type': 'application/json' },
+        body: JSON.stringify({
+          config: { type: 'GENERIC', issuer: issuer.issuer, tokenExpirationDuration: '15m', mappings: [mapping] },
+        }),
+      });
+      if (!generic.ok) throw new Error(`config: ${await generic.text()}`);
+    }
+    const check = await fetch(`${gatewayUrl}/v1/auth/m2m/exchange`, {
+      method: 'POST',
+      body: JSON.stringify({ idToken: tokens[0] }),
+    });
+    if (!check.ok) throw new Error(`exchange: ${await check.text()}`);
+
+    say(`\nwarming up both (3 s each)…`);
+    await drive(floorUrl, tokens, { duration: 3 });
+    await drive(gatewayUrl, tokens, { duration: 3 });
+
+    say(`\n${CONNECTIONS} connections, ${DURATION} s, ${TOKENS} distinct ES256 ID tokens\n`);
+    say('| server | requests/s | p50 | p99 | errors | CPU per request | gateway / floor |');
+    say('|---|---|---|---|---|---|---|');
+    const floor = await measured(floorProcess, () => drive(floorUrl, tokens));
+    say(row('floor (jose verify + sign)', floor));
+
+    const jwksBefore = issuer.requests.filter((p) => p === '/jwks').length;
+    const txBefore = await committedTransactions(database.url);
+    const batchesBefore = await metric(gatewayUrl, 'm2m_audit_batches_written_total');
+    const gateway = await measured(gatewayProcess, () => drive(gatewayUrl, tokens));
+    const txAfter = await committedTransactions(database.url);
+    const batchesAfter = await metric(gatewayUrl, 'm2m_audit_batches_written_total');
+    say(row('gateway, 1 config', gateway, floor));
+
+    // 10 000 more configs, and 100 mappings on the matched one (the matching one last).
+    const client = new pg.Client({ connectionString: database.url });
+    await client.connect();
+    await client.query(`
+      INSERT INTO m2m_configs (id, type, token_expiration_duration, issuer)
+        SELECT gen_random_uuid(), 'GENERIC', '1h', 'https://issuer-' || n || '.example.com' FROM generate_series(1, 10000) n;
+      INSERT INTO m2m_mappings (config_id, position, key, value_expression, role_name)
+        SELECT id, 0, 'sub', 'nobody', 'None' FROM m2m_configs WHERE issuer LIKE 'https://issuer-%';
+      DELETE FROM m2m_mappings WHERE config_id = '${configId}';
+      INSERT INTO m2m_mappings (config_id, position, key, value_expression, role_name)
+        SELECT '${configId}', n, 'repository', 'other-org/app-' || n, 'Admin' FROM generate_series(0, 98) n;
+      INSERT INTO m2m_mappings (config_id, position, key, value_expression, role_name)
+        VALUES ('${configId}', 99, 'repository', 'octo-org/app-\\d+', 'Analyst');`);
+    await client.end();
+    for (let i = 0; i < 100 && (await metric(gatewayUrl, 'm2m_configs')) !== 10001; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    await drive(gatewayUrl, tokens, { duration: 2 });
+    const many = await measured(gatewayProcess, () => drive(gatewayUrl, tokens));
+    say(row('gateway, 10 001 configs, 100 mappings', many, floor));
+    say(`\n10 001 configs / 1 config: ${((100 * many.rps) / gateway.rps).toFixed(1)} % of the requests/s`);
+
+    const exchanged = Math.round(gateway.rps * DURATION);
+    const transactions = txAfter - txBefore;
+    const batches = batchesAfter - batchesBefore;
+    say(`\nduring the measured ${DURATION} s (~${exchanged} exchanges):`);
+    say(
+      `  database transactions committed: ${transactions}, of which audit batch inserts: ${batches} → on the exchange path: ${transactions - batches}`,
+    );
+    say(
+      `  JWKS fetches: ${issuer.requests.filter((p) => p === '/jwks').length - jwksBefore} (since start: ${issuer.requests.filter((p) => p === '/jwks').length})`,
+    );
+
+    if (!args.quick) {
+      const before = await metric(gatewayUrl, 'process_resident_memory_bytes');
+      const long = await drive(gatewayUrl, tokens, { amount: 100_000 });
+      const after = await metric(gatewayUrl, 'process_resident_memory_bytes');
+      say(
+        `\nresident memory: ${(before / 2 ** 20).toFixed(1)} MiB before, ${(after / 2 ** 20).toFixed(1)} MiB after 100 000 exchanges (${((after - before) / 2 ** 20).toFixed(1)} MiB growth, ${long.errors} errors)`,
+      );
+    }
+
+    await measureSigning(say);
+
+    if (Number(args.replicas) === 2) {
+      const { url: second } = await startGateway();
+      await drive(second, tokens, { duration: 2 });
+      const half = Math.max(1, Math.floor(CONNECTIONS / 2));
+      const [a, b] = await Promise.all([
+        drive(gatewayUrl, tokens, { connections: half }),
+        drive(second, tokens, { connections: half }),
+      ]);
+      const both: Result = {
+        rps: a.rps + b.rps,
+        p50: Math.max(a.p50, b.p50),
+        p99: Math.max(a.p99, b.p99),
+        errors: a.errors + b.errors,
+      };
+      say(
+        `\n| two gateway processes, one database | ${both.rps.toFixed(0)} | ${both.p50} ms | ${both.p99} ms | ${both.errors} | ${((100 * both.rps) / many.rps).toFixed(1)} % of one process |`,
+      );
+    }
+  } finally {
+    for (const child of children) child.kill('SIGTERM');
+    await issuer.close();
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    await database.stop();
+    await rm(dataDir, { recursive: true, force: true });
+  }
+}
+
+/** The minted-token path alone (claims + sign with the key ring) against raw jose signing. */
+async function measureSigning(print: (line: string) => void): Promise<void> {
+  const rows: StoredSigningKey[] = [];
+  const keyRing = createKeyRing({
+    store: {
+      list: async () => rows,
+      update: async (change) => {
+        const { add } = await change(rows);
+        if (add) rows.push(add);
+      },
+    },
+    keyEncryptionKey: Buffer.alloc(32, 1),
+    alg: 'ES256',
+    now: () => new Date(),
+    clockSkewSeconds: 30,
+  });
+  await keyRing.ensureActiveKey();
+  const { privateKey } = await generateKeyPair('ES256');
+  const claims = new Map([
+    ['sub', ['repo:octo-org/app:ref:refs/heads/main']],
+    ['repository', ['octo-org/app']],
+  ]);
+  const N = 20_000;
+  const time = async (work: () => Promise<unknown>) => {
+    const started = performance.now();
+    for (let i = 0; i < N; i++) await work();
+    return (N / (performance.now() - started)) * 1000;
+  };
+  const mint = () =>
+    keyRing.signer.sign(
+      buildAccessTokenClaims({
+        issuer: 'http://localhost:8080',
+        configId: '00000000-0000-4000-8000-000000000001',
+        identity: { userId: '12|octocat', friendlyName: 'octocat' },
+        claims,
+        roles: ['Analyst'],
+        lifetimeSeconds: 900,
+        jti: crypto.randomUUID(),
+        now: new Date(),
+      }),
+    );
+  const raw = () =>
+    new SignJWT({ sub: 'sso:x:12|octocat', roles: ['Analyst'] } as JWTPayload)
+      .setProtectedHeader({ alg: 'ES256', kid: 'k' })
+      .sign(privateKey);
+  await time(mint);
+  await time(raw);
+  const gatewaySigns = await time(mint);
+  const joseSigns = await time(raw);
+  print(
+    `\nsigning alone (${N} tokens, one core): gateway mint ${gatewaySigns.toFixed(0)}/s, raw jose ${joseSigns.toFixed(0)}/s (${((100 * gatewaySigns) / joseSigns).toFixed(1)} %)`,
+  );
+}
+
+await main();
