@@ -110,8 +110,7 @@ async function drive(
   const result = await autocannon({
     url: `${url}/v1/auth/m2m/exchange`,
     connections: options.connections ?? CONNECTIONS,
-    duration: options.amount ? undefined : (options.duration ?? DURATION),
-    amount: options.amount,
+    ...(options.amount ? { amount: options.amount } : { duration: options.duration ?? DURATION }),
     requests: [
       {
         method: 'POST',
@@ -243,9 +242,9 @@ async function main(): Promise<void> {
     });
     if (!check.ok) throw new Error(`exchange: ${await check.text()}`);
 
-    say(`\nwarming up both (3 s each)…`);
-    await drive(floorUrl, tokens, { duration: 3 });
-    await drive(gatewayUrl, tokens, { duration: 3 });
+    say(`\nwarming up both (5 s each)…`);
+    await drive(floorUrl, tokens, { duration: 5 });
+    await drive(gatewayUrl, tokens, { duration: 5 });
 
     say(`\n${CONNECTIONS} connections, ${DURATION} s, ${TOKENS} distinct ES256 ID tokens\n`);
     say('| server | requests/s | p50 | p99 | errors | CPU per request | gateway / floor |');

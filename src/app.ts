@@ -29,6 +29,8 @@ export interface AppDeps {
   readonly audit: AuditLog;
   readonly translateError: TranslateError;
   readonly metrics: Metrics;
+  /** docs/openapi.yaml, served as `/openapi.json`. */
+  readonly openApi: unknown;
   /** EXCHANGE_RATE_LIMIT: exchanges per minute and client address; 0 is no limit. */
   readonly exchangeRateLimit: number;
   readonly publication: IssuerPublication;
@@ -70,6 +72,9 @@ export function createApp(deps: AppDeps): Express {
       );
     });
     next();
+  });
+  app.get('/openapi.json', (_req, res) => {
+    res.set('Cache-Control', 'public, max-age=300').json(deps.openApi);
   });
   app.get('/metrics', async (_req, res) => {
     res.type(deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics());

@@ -2,6 +2,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Express } from 'express';
+import { parse as parseYaml } from 'yaml';
 import type { Logger } from 'pino';
 import { createApp } from './app.js';
 import type { AppConfig } from './config.js';
@@ -9,7 +10,7 @@ import { createAdminCredentialRepository } from './db/admin-credential-repositor
 import { coalesce, listenForChanges } from './db/change-feed.js';
 import { createConfigRepository } from './db/config-repository.js';
 import { readOrCreateSecret, startEmbeddedPostgres, type EmbeddedDatabase } from './db/embedded-postgres.js';
-import { applyMigrations, defaultMigrationsDir, readMigrations } from './db/migrate.js';
+import { applyMigrations, defaultMigrationsDir, packageRoot, readMigrations } from './db/migrate.js';
 import { createAuditLog, type AuditLog } from './db/audit-log.js';
 import { createDatabase, translateDatabaseError } from './db/prisma.js';
 import { createRoleRepository } from './db/role-repository.js';
@@ -327,6 +328,7 @@ export async function startGateway(config: AppConfig, logger: Logger, options: G
       audit,
       translateError: translateDatabaseError,
       metrics,
+      openApi: parseYaml(readFileSync(path.join(packageRoot(), 'docs', 'openapi.yaml'), 'utf8')),
       publication: {
         issuer: config.gatewayIssuer,
         signingAlgs: () => keyRing.publishedAlgs,

@@ -22,16 +22,18 @@ CREATE TABLE IF NOT EXISTS "_prisma_migrations" (
     "applied_steps_count"   INTEGER NOT NULL DEFAULT 0
 )`;
 
-/** prisma/migrations of this package, found from here both in src/ and in dist/src/. */
-export function defaultMigrationsDir(): string {
+/** The folder of this package (where package.json is), found from here both in src/ and in dist/src/. */
+export function packageRoot(): string {
   let dir = path.dirname(fileURLToPath(import.meta.url));
   while (!existsSync(path.join(dir, 'package.json'))) {
     const parent = path.dirname(dir);
     if (parent === dir) throw new Error('package.json not found above ' + fileURLToPath(import.meta.url));
     dir = parent;
   }
-  return path.join(dir, 'prisma', 'migrations');
+  return dir;
 }
+
+export const defaultMigrationsDir = (): string => path.join(packageRoot(), 'prisma', 'migrations');
 
 export interface Migration {
   readonly name: string;

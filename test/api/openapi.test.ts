@@ -1,0 +1,106 @@
+import { readFileSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import type { Express } from 'express';
+import request from 'supertest';
+import { parse } from 'yaml';
+import { ADMIN_AUTH, startTestGateway, type TestGateway } from '../fixtures/test-gateway.js';
+
+/* eslint-disable @typescript-eslint/no-explicit-any -- walking an OpenAPI document */
+const document = parse(readFileSync(new URL('../../docs/openapi.yaml', import.meta.url), 'utf8')) as any;
+const METHODS = ['get', 'post', 'put', 'delete', 'patch'];
+let gateway: TestGateway;
+
+beforeAll(async () => {
+  gateway = await startTestGateway();
+});
+afterAll(async () => {
+  await gateway.close();
+  await gateway.database.drop();
+});
+
+/** Every `METHOD /path` the Express app answers, with `:param` written `{param}`. */
+function registeredRoutes(app: Express): string[] {
+  const routes: string[] = [];
+  const walk = (stack: any[]) => {
+    for (const layer of stack) {
+      if (layer.route) {
+        for (const method of Object.keys(layer.route.methods)) {
+          routes.push(`${method.toUpperCase()} ${String(layer.route.path).replace(/:(\w+)/g, '{$1}')}`);
+        }
+      } else if (layer.handle?.stack) {
+        walk(layer.handle.stack);
+      }
+    }
+  };
+  walk((app as any).router.stack);
+  return [...new Set(routes)].sort();
+}
+
+const documentedRoutes = (): string[] =>
+  Object.entries(document.paths)
+    .flatMap(([path, item]: [string, any]) => METHODS.filter((m) => item[m]).map((m) => `${m.toUpperCase()} ${path}`))
+    .sort();
+
+const ajv = new Ajv2020({ strict: false, validateFormats: false, allErrors: true });
+const validatorFor = (schema: unknown) => ajv.compile({ ...(schema as object), components: document.components });
+const resolve = (node: any): any =>
+  node?.$ref
+    ? resolve(
+        node.$ref
+          .split('/')
+          .slice(1)
+          .reduce((at: any, key: string) => at[key], document),
+      )
+    : node;
+
+describe('docs/openapi.yaml', () => {
+  it('is served at /openapi.json', async () => {
+    await request(gateway.app).get('/openapi.json').expect(200).expect(document);
+  });
+
+  it('documents every route the app registers, and no other', () => {
+    expect(documentedRoutes()).toEqual(registeredRoutes(gateway.app));
+  });
+
+  it('has examples that validate against their schemas', () => {
+    let checked = 0;
+    for (const item of Object.values(document.paths) as any[]) {
+      for (const method of METHODS.filter((m) => item[m])) {
+        const operation = item[method];
+        const contents = [
+          resolve(operation.requestBody)?.content,
+          ...Object.values(operation.responses ?? {}).map((response) => resolve(response)?.content),
+        ];
+        for (const content of contents.filter(Boolean)) {
+          for (const media of Object.values(content) as any[]) {
+            const validate = validatorFor(media.schema);
+            for (const [name, example] of Object.entries(media.examples ?? {}) as [string, any][]) {
+              const valid = validate(example.value);
+              expect({ name, valid, errors: validate.errors }).toEqual({ name, valid: true, errors: null });
+              checked += 1;
+            }
+          }
+        }
+      }
+    }
+    expect(checked).toBeGreaterThanOrEqual(10);
+  });
+
+  it('describes what the gateway really answers', async () => {
+    const roles = await request(gateway.app).get('/v1/roles').set('Authorization', ADMIN_AUTH).expect(200);
+    expect(
+      validatorFor(document.paths['/v1/roles'].get.responses['200'].content['application/json'].schema)(roles.body),
+    ).toBe(true);
+    const status = await request(gateway.app).get('/v1/auth/status').set('Authorization', ADMIN_AUTH).expect(200);
+    expect(validatorFor(document.components.schemas.AuthStatus)(status.body)).toBe(true);
+    const refused = await request(gateway.app).post('/v1/auth/m2m/exchange').send({ idToken: 'x' }).expect(400);
+    expect(validatorFor(document.components.schemas.Error)(refused.body)).toBe(true);
+    const metadata = await request(gateway.app).get('/.well-known/openid-configuration').expect(200);
+    expect(
+      validatorFor(
+        document.paths['/.well-known/openid-configuration'].get.responses['200'].content['application/json'].schema,
+      )(metadata.body),
+    ).toBe(true);
+  });
+});
