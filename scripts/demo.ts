@@ -6,7 +6,7 @@
  * curl command that does it. Everything is removed at the end.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { decodeJwt } from 'jose';
@@ -20,12 +20,21 @@ const PASSWORD = 'demo-password';
 const say = (text = '') => process.stdout.write(`${text}\n`);
 const shell = (command: string) => say(`\n$ ${command}`);
 
+const port = await new Promise<number>((resolve) => {
+  const probe = net.createServer().listen(0, '127.0.0.1', () => {
+    const { port: free } = probe.address() as AddressInfo;
+    probe.close(() => resolve(free));
+  });
+});
+const base = `http://127.0.0.1:${port}`;
 const dataDir = await mkdtemp(path.join(os.tmpdir(), 'm2m-gateway-demo-'));
 const ca = await createTestCa();
 const github = await startFakeIssuer(ca, { path: '/_services/token', algs: ['RS256'] });
 const gateway = await startGateway(
   loadConfig({
     DATA_DIR: dataDir,
+    PORT: String(port),
+    GATEWAY_ISSUER: base,
     ADMIN_PASSWORD: PASSWORD,
     ISSUER_CA_FILE: ca.file,
     ISSUER_ALLOW_PRIVATE_NETWORKS: '127.0.0.1',
@@ -34,9 +43,8 @@ const gateway = await startGateway(
   }),
   pino({ level: 'warn' }),
 );
-const server = gateway.app.listen(0, '127.0.0.1');
+const server = gateway.app.listen(port, '127.0.0.1');
 await new Promise((resolve) => server.once('listening', resolve));
-const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 
 async function call(method: string, url: string, body?: unknown, auth = true): Promise<unknown> {
   const response = await fetch(`${base}${url}`, {
