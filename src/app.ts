@@ -43,26 +43,30 @@ export function createApp(deps: AppDeps): Express {
   app.set('etag', false);
   app.set('trust proxy', deps.trustProxy);
 
-  app.use(
-    pinoHttp({
-      logger: deps.logger,
-      // Our own id, never the caller's, so that the audit trail cannot be forged (SPEC §2).
-      genReqId: (_req, res) => {
-        const id = randomUUID();
-        res.setHeader('X-Request-Id', id);
-        return id;
-      },
-      // Method and path only: headers carry credentials.
-      serializers: {
-        req: (req: { id: unknown; method: string; url: string }) => ({
-          id: req.id,
-          method: req.method,
-          path: req.url.split('?')[0],
-        }),
-        res: (res: { statusCode: number }) => ({ statusCode: res.statusCode }),
-      },
-    }),
-  );
+  // Our own id, never the caller's, so that the audit trail cannot be forged (SPEC §2).
+  app.use((req, res, next) => {
+    req.id = randomUUID();
+    res.setHeader('X-Request-Id', req.id);
+    next();
+  });
+  // One line per request at `info`; below that, not even the per-request child logger is made.
+  if (deps.logger.isLevelEnabled('info')) {
+    app.use(
+      pinoHttp({
+        logger: deps.logger,
+        genReqId: (req) => req.id,
+        // Method and path only: headers carry credentials.
+        serializers: {
+          req: (req: { id: unknown; method: string; url: string }) => ({
+            id: req.id,
+            method: req.method,
+            path: req.url.split('?')[0],
+          }),
+          res: (res: { statusCode: number }) => ({ statusCode: res.statusCode }),
+        },
+      }),
+    );
+  }
   app.use((req, res, next) => {
     res.set('Cache-Control', 'no-store');
     res.once('finish', () => {

@@ -56,8 +56,8 @@ export function hasDuplicateMember(json: string): boolean {
   for (let i = 0; i < json.length; i++) {
     const char = json[i];
     if (char === '"') {
-      let end = i + 1;
-      while (json[end] !== '"') end += json[end] === '\\' ? 2 : 1;
+      let end = json.indexOf('"', i + 1);
+      while (isEscaped(json, end)) end = json.indexOf('"', end + 1);
       if (expectingName) {
         const raw = json.slice(i + 1, end);
         const name = raw.includes('\\') ? (JSON.parse(`"${raw}"`) as string) : raw;
@@ -81,4 +81,11 @@ export function hasDuplicateMember(json: string): boolean {
     }
   }
   return false;
+}
+
+/** Whether the quote at `index` is escaped: preceded by an odd number of backslashes. */
+function isEscaped(json: string, index: number): boolean {
+  let backslashes = 0;
+  while (json[index - 1 - backslashes] === '\\') backslashes += 1;
+  return backslashes % 2 === 1;
 }

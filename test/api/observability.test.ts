@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { pino } from 'pino';
 import request from 'supertest';
 import { startFakeIssuer, type FakeIssuer } from '../fixtures/fake-issuer.js';
-import { ADMIN_AUTH, startTestGateway, type TestGateway } from '../fixtures/test-gateway.js';
+import { ADMIN_AUTH, startTestGateway, type TestGateway, trustIssuer } from '../fixtures/test-gateway.js';
 
 const lines: string[] = [];
 let gateway: TestGateway;
@@ -14,18 +14,7 @@ beforeAll(async () => {
     { logger: pino({ level: 'info' }, { write: (line: string) => void lines.push(line) }) },
   );
   issuer = await startFakeIssuer(gateway.ca);
-  await request(gateway.app)
-    .post('/v1/auth/m2m')
-    .set('Authorization', ADMIN_AUTH)
-    .send({
-      config: {
-        type: 'GENERIC',
-        tokenExpirationDuration: '5m',
-        issuer: issuer.issuer,
-        mappings: [{ key: 'sub', valueExpression: 'ci-bot', role: 'Analyst' }],
-      },
-    })
-    .expect(200);
+  await trustIssuer(gateway, issuer.issuer);
   const exchange = async (sub: string) =>
     request(gateway.app)
       .post('/v1/auth/m2m/exchange')

@@ -4,7 +4,7 @@ import request from 'supertest';
 import { startFakeIssuer, type FakeIssuer } from '../fixtures/fake-issuer.js';
 import { createTestCa } from '../fixtures/test-ca.js';
 import { createTestDatabase, type TestDatabase } from '../fixtures/test-database.js';
-import { ADMIN_AUTH, startTestGateway, type TestGateway } from '../fixtures/test-gateway.js';
+import { ADMIN_AUTH, startTestGateway, type TestGateway, trustIssuer } from '../fixtures/test-gateway.js';
 
 let database: TestDatabase;
 let first: TestGateway;
@@ -46,18 +46,7 @@ describe('two replicas on one database', () => {
   });
 
   it("see each other's config changes within a second, without a restart", async () => {
-    const { body } = await request(first.app)
-      .post('/v1/auth/m2m')
-      .set('Authorization', ADMIN_AUTH)
-      .send({
-        config: {
-          type: 'GENERIC',
-          tokenExpirationDuration: '5m',
-          issuer: issuer.issuer,
-          mappings: [{ key: 'sub', valueExpression: 'worker', role: 'Analyst' }],
-        },
-      })
-      .expect(200);
+    const config = await trustIssuer(first, issuer.issuer, { sub: 'worker' });
     const token = await issuer.sign({ sub: 'worker' });
     await withinOneSecond(async () => (await exchangeOn(second, token)).status === 200);
 
@@ -65,7 +54,7 @@ describe('two replicas on one database', () => {
     expect(decodeProtectedHeader(minted).kid).toBe(first.keyRing.jwks().keys[0]!.kid);
     await request(first.app).get('/v1/auth/status').set('Authorization', `Bearer ${minted}`).expect(200);
 
-    await request(second.app).delete(`/v1/auth/m2m/${body.config.id}`).set('Authorization', ADMIN_AUTH).expect(200);
+    await request(second.app).delete(`/v1/auth/m2m/${config.id}`).set('Authorization', ADMIN_AUTH).expect(200);
     await withinOneSecond(async () => (await exchangeOn(first, token)).status === 401);
     await withinOneSecond(
       async () =>

@@ -5,7 +5,7 @@ import request from 'supertest';
 import { startFakeIssuer } from '../fixtures/fake-issuer.js';
 import { createTestCa } from '../fixtures/test-ca.js';
 import { createTestDatabase, type TestDatabase } from '../fixtures/test-database.js';
-import { ADMIN_AUTH, KEY_ENCRYPTION_KEY, startTestGateway } from '../fixtures/test-gateway.js';
+import { KEY_ENCRYPTION_KEY, startTestGateway, trustIssuer } from '../fixtures/test-gateway.js';
 
 const databases: TestDatabase[] = [];
 afterAll(async () => {
@@ -36,18 +36,7 @@ describe('signing keys', () => {
     const issuer = await startFakeIssuer(ca);
     const gateway = await startTestGateway({ TOKEN_SIGNING_ALG: alg }, { ca, database });
     try {
-      await request(gateway.app)
-        .post('/v1/auth/m2m')
-        .set('Authorization', ADMIN_AUTH)
-        .send({
-          config: {
-            type: 'GENERIC',
-            tokenExpirationDuration: '5m',
-            issuer: issuer.issuer,
-            mappings: [{ key: 'sub', valueExpression: '.*', role: 'None' }],
-          },
-        })
-        .expect(200);
+      await trustIssuer(gateway, issuer.issuer, { sub: '.*', role: 'None' });
       const { body } = await request(gateway.app)
         .post('/v1/auth/m2m/exchange')
         .send({ idToken: await issuer.sign({ sub: 'x' }) })

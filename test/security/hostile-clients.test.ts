@@ -2,7 +2,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import request from 'supertest';
 import { startFakeIssuer, type FakeIssuer } from '../fixtures/fake-issuer.js';
-import { ADMIN_AUTH, errorBody, startTestGateway, type TestGateway } from '../fixtures/test-gateway.js';
+import { ADMIN_AUTH, errorBody, startTestGateway, type TestGateway, trustIssuer } from '../fixtures/test-gateway.js';
 
 const GRANT = 'urn:ietf:params:oauth:grant-type:token-exchange';
 const ID_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:id_token';
@@ -12,18 +12,7 @@ let issuer: FakeIssuer;
 beforeAll(async () => {
   gateway = await startTestGateway({ EXCHANGE_RATE_LIMIT: '0' });
   issuer = await startFakeIssuer(gateway.ca);
-  await request(gateway.app)
-    .post('/v1/auth/m2m')
-    .set('Authorization', ADMIN_AUTH)
-    .send({
-      config: {
-        type: 'GENERIC',
-        tokenExpirationDuration: '5m',
-        issuer: issuer.issuer,
-        mappings: [{ key: 'sub', valueExpression: 'ci-bot', role: 'Analyst' }],
-      },
-    })
-    .expect(200);
+  await trustIssuer(gateway, issuer.issuer);
 });
 
 afterAll(async () => {
@@ -130,18 +119,7 @@ describe('rate limits', () => {
   beforeAll(async () => {
     limited = await startTestGateway({ EXCHANGE_RATE_LIMIT: '3', TRUST_PROXY: 'false' });
     limitedIssuer = await startFakeIssuer(limited.ca);
-    await request(limited.app)
-      .post('/v1/auth/m2m')
-      .set('Authorization', ADMIN_AUTH)
-      .send({
-        config: {
-          type: 'GENERIC',
-          tokenExpirationDuration: '5m',
-          issuer: limitedIssuer.issuer,
-          mappings: [{ key: 'sub', valueExpression: 'ci-bot', role: 'Analyst' }],
-        },
-      })
-      .expect(200);
+    await trustIssuer(limited, limitedIssuer.issuer);
   });
   afterAll(async () => {
     await limitedIssuer.close();
@@ -199,18 +177,7 @@ describe('the per-issuer limit', () => {
     const gatewayBehindProxy = await startTestGateway({ EXCHANGE_RATE_LIMIT: '1', TRUST_PROXY: 'true' });
     const busy = await startFakeIssuer(gatewayBehindProxy.ca);
     try {
-      await request(gatewayBehindProxy.app)
-        .post('/v1/auth/m2m')
-        .set('Authorization', ADMIN_AUTH)
-        .send({
-          config: {
-            type: 'GENERIC',
-            tokenExpirationDuration: '5m',
-            issuer: busy.issuer,
-            mappings: [{ key: 'sub', valueExpression: 'ci-bot', role: 'Analyst' }],
-          },
-        })
-        .expect(200);
+      await trustIssuer(gatewayBehindProxy, busy.issuer);
       const token = await busy.sign({ sub: 'ci-bot' });
       const statuses: number[] = [];
       for (let client = 0; client < 21; client++) {

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { SignJWT, exportJWK, generateKeyPair, type JWK, type JWTPayload } from 'jose';
 import request from 'supertest';
 import { startFakeIssuer, type FakeIssuer } from '../fixtures/fake-issuer.js';
-import { ADMIN_AUTH, startTestGateway, type TestGateway } from '../fixtures/test-gateway.js';
+import { startTestGateway, trustIssuer, type TestGateway } from '../fixtures/test-gateway.js';
 
 const NOW = Math.floor(Date.now() / 1000);
 const SKEW = 30;
@@ -319,19 +319,7 @@ beforeAll(async () => {
   );
   issuer = await startFakeIssuer(gateway.ca);
   attackerSite = await startFakeIssuer(gateway.ca);
-  await request(gateway.app)
-    .post('/v1/auth/m2m')
-    .set('Authorization', ADMIN_AUTH)
-    .send({
-      config: {
-        type: 'GENERIC',
-        tokenExpirationDuration: '5m',
-        issuer: issuer.issuer,
-        audience: AUDIENCE,
-        mappings: [{ key: 'sub', valueExpression: 'ci-bot', role: 'Analyst' }],
-      },
-    })
-    .expect(200);
+  await trustIssuer(gateway, issuer.issuer, { audience: AUDIENCE });
   // Warm the key cache, so that unknown kids are judged against known keys.
   await request(gateway.app)
     .post('/v1/auth/m2m/exchange')

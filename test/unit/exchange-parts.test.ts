@@ -153,6 +153,9 @@ describe('decodeUnverifiedJws', () => {
     ['{"a":"{\\"x\\":1,\\"x\\":2}"}', false],
     ['{"\\u0069ss":"a","iss":"b"}', true],
     ['{"a":[1,2],"b":{"c":[{"d":1,"e":{"f":1,"f":2}}]}}', true],
+    ['{"a\\"":1,"a":2}', false],
+    ['{"a":"x\\\\","a":1}', true],
+    ['{"a":"\\"}\\"","b":1}', false],
   ])('finds duplicated member names in %s: %s', (json, expected) => {
     expect(hasDuplicateMember(json)).toBe(expected);
   });
