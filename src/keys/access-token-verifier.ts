@@ -6,7 +6,8 @@ import { isJsonObject } from '../domain/problems.js';
 import { resolveRoles } from '../domain/role-mapping.js';
 import type { Role } from '../domain/roles.js';
 import type { Principal, VerifyBearerToken } from '../domain/principal.js';
-import { SIGNING_ALGS, type KeyRing } from './signing-keys.js';
+import { TOKEN_SIGNING_ALGS } from '../config.js';
+import type { KeyRing } from './signing-keys.js';
 
 export interface AccessTokenVerifierDeps {
   readonly keyRing: KeyRing;
@@ -47,7 +48,7 @@ export function createAccessTokenVerifier(deps: AccessTokenVerifierDeps): Verify
         },
         {
           issuer: deps.issuer,
-          algorithms: [...SIGNING_ALGS],
+          algorithms: [...TOKEN_SIGNING_ALGS],
           typ: 'JWT',
           requiredClaims: ['exp', 'iat', 'sub', 'aud', 'jti'],
           currentDate: deps.now(),

@@ -11,13 +11,11 @@ import {
   type JWK,
   type JWTPayload,
 } from 'jose';
+import type { TokenSigningAlg } from '../config.js';
 import type { AccessTokenClaims } from '../domain/access-token.js';
 import type { TokenSigner } from '../domain/exchange.js';
 import { MAX_TOKEN_LIFETIME_SECONDS } from '../domain/m2m-config.js';
 import { decryptPrivateKey, encryptPrivateKey } from './key-encryption.js';
-
-export const SIGNING_ALGS = ['ES256', 'RS256', 'EdDSA'] as const;
-export type SigningAlg = (typeof SIGNING_ALGS)[number];
 
 export interface StoredSigningKey {
   readonly kid: string;
@@ -43,7 +41,7 @@ export interface SigningKeyStore {
 export interface KeyRingOptions {
   readonly store: SigningKeyStore;
   readonly keyEncryptionKey: Buffer;
-  readonly alg: SigningAlg;
+  readonly alg: TokenSigningAlg;
   readonly now: () => Date;
   readonly clockSkewSeconds: number;
 }
