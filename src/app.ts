@@ -77,6 +77,10 @@ export function createApp(deps: AppDeps): Express {
     });
     next();
   });
+  // The exchange endpoints first: they are the hot path, and Express tries routes in order.
+  app.use(
+    createTokenRoutes(deps.exchange, deps.logger, createRateLimiter(deps.exchangeRateLimit), deps.translateError),
+  );
   app.get('/openapi.json', (_req, res) => {
     res.set('Cache-Control', 'public, max-age=300').json(deps.openApi);
   });
@@ -87,9 +91,6 @@ export function createApp(deps: AppDeps): Express {
   const guard = createAdminGuard(deps.authenticate, createRateLimiter(ADMIN_FAILURES_PER_MINUTE));
   app.use(createStatusRoutes(guard, deps.checkReadiness));
   app.use(createWellKnownRoutes(deps.publication));
-  app.use(
-    createTokenRoutes(deps.exchange, deps.logger, createRateLimiter(deps.exchangeRateLimit), deps.translateError),
-  );
   app.use(createM2mRoutes(deps.configs, guard));
   app.use(createRoleRoutes(deps.roles, guard));
   app.use(createAuditRoutes(deps.audit, guard));
