@@ -119,11 +119,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): AppConf
     exchangeRateLimit: integer('EXCHANGE_RATE_LIMIT', 600, 0, 1_000_000),
     trustProxy: readTrustProxy(read('TRUST_PROXY')),
   };
-  if (
-    config.databaseUrl !== undefined &&
-    config.keyEncryptionKey === undefined &&
-    !problems.some((p) => p.startsWith('KEY_'))
-  ) {
+  if (config.databaseUrl !== undefined && read('KEY_ENCRYPTION_KEY') === undefined) {
     problems.push(
       'KEY_ENCRYPTION_KEY is required with DATABASE_URL (32 random bytes in base64: openssl rand -base64 32)',
     );

@@ -6,19 +6,14 @@ import type { RoleMapping } from './m2m-config.js';
 export const MAX_VALUE_EXPRESSION_LENGTH = 1024;
 
 /**
- * Compiles a mapping's valueExpression so that it must match a claim value
- * whole: `^(?:expr)$` (SPEC §3.5, Δ: StackRox matches substrings, so there
- * `sample-repo` also matches `evil-sample-repo`).
+ * Compiles expressions into one RE2 set that matches whole values only
+ * (anchored at both ends: SPEC §3.5, Δ: StackRox matches substrings, so there
+ * `sample-repo` also matches `evil-sample-repo`). Validation and exchanges
+ * use this same compiler, so a stored expression always compiles.
  *
- * The bare expression is compiled first: only a pattern that is valid on its
- * own can be wrapped safely (`a)|(b` would otherwise escape the anchors).
- *
- * @throws Error with RE2's reason when the expression is not valid RE2
+ * @throws Error with RE2's reason when an expression is not valid RE2
  */
-export function compileValueExpression(expression: string): RE2 {
-  new RE2(expression, 'u');
-  return new RE2(`^(?:${expression})$`, 'u');
-}
+const compileWholeValueSet = (expressions: readonly string[]) => new RE2.Set(expressions, 'u', { anchor: 'both' });
 
 /** Why an expression cannot be used, or undefined when it can. */
 export function valueExpressionProblem(expression: string): string | undefined {
@@ -27,7 +22,7 @@ export function valueExpressionProblem(expression: string): string | undefined {
     return `is longer than ${MAX_VALUE_EXPRESSION_LENGTH} characters`;
   }
   try {
-    compileValueExpression(expression);
+    compileWholeValueSet([expression]);
     return undefined;
   } catch (error) {
     return `is not a valid RE2 expression: ${messageOf(error)}`;
@@ -38,8 +33,8 @@ export function valueExpressionProblem(expression: string): string | undefined {
 export interface CompiledMappings {
   readonly byKey: readonly {
     readonly key: string;
-    /** Matches whole values only (anchored at both ends, SPEC §3.5). */
-    readonly expressions: InstanceType<typeof RE2.Set>;
+    /** Matches whole values only (compileWholeValueSet). */
+    readonly expressions: ReturnType<typeof compileWholeValueSet>;
     /** The role and the mapping's position, per expression of the set. */
     readonly roles: readonly { readonly role: string; readonly position: number }[];
   }[];
@@ -61,7 +56,7 @@ export function compileMappings(mappings: readonly RoleMapping[]): CompiledMappi
   return {
     byKey: [...groups].map(([key, group]) => ({
       key,
-      expressions: new RE2.Set(group.expressions, 'u', { anchor: 'both' }),
+      expressions: compileWholeValueSet(group.expressions),
       roles: group.roles,
     })),
   };

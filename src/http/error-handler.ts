@@ -1,4 +1,4 @@
-import type { ErrorRequestHandler, Response } from 'express';
+import type { ErrorRequestHandler, Request, Response } from 'express';
 import type { Logger } from 'pino';
 import { GRPC_CODES, GatewayError, type GrpcCodeName } from '../errors.js';
 
@@ -16,9 +16,13 @@ const HTTP_STATUS: Readonly<Record<GrpcCodeName, number>> = {
   INTERNAL: 500,
 };
 
+const setRetryAfter = (res: Response, error: GatewayError) => {
+  if (error.retryAfterSeconds !== undefined) res.set('Retry-After', String(error.retryAfterSeconds));
+};
+
 /** SPEC §2 error body; `error` repeats `message` as grpc-gateway's v1 body did. */
 export function sendError(res: Response, error: GatewayError, status = HTTP_STATUS[error.code]): void {
-  if (error.retryAfterSeconds !== undefined) res.set('Retry-After', String(error.retryAfterSeconds));
+  setRetryAfter(res, error);
   res.status(status).json({ code: GRPC_CODES[error.code], message: error.message, details: [], error: error.message });
 }
 
@@ -76,6 +80,31 @@ const OAUTH_ERROR: Readonly<Record<GrpcCodeName, [number, OAuthErrorCode | 'serv
 /** Turns an infrastructure error (the database away) into a GatewayError; undefined leaves it alone. */
 export type TranslateError = (error: unknown) => GatewayError | undefined;
 
+/** Codes that mean the gateway, not the caller, is at fault: logged with their cause. */
+const SERVER_SIDE: ReadonlySet<GrpcCodeName> = new Set(['INTERNAL', 'UNAVAILABLE', 'DEADLINE_EXCEEDED']);
+
+/**
+ * Anything thrown, as a GatewayError safe to show (after node-oidc-provider's
+ * err_out): the detail goes to the log only, and anything unexpected becomes
+ * a plain INTERNAL error. `status` is set only where the code's own does not fit (413).
+ */
+function classify(
+  thrown: unknown,
+  req: Request,
+  logger: Logger,
+  translate: TranslateError,
+): { error: GatewayError; status?: number } {
+  const error = translate(thrown) ?? thrown;
+  if (error instanceof GatewayError) {
+    if (SERVER_SIDE.has(error.code)) logger.warn({ err: error.cause ?? error, reqId: req.id }, error.message);
+    return { error };
+  }
+  const parserError = typeof error === 'object' && error !== null ? fromBodyParser(error) : undefined;
+  if (parserError) return parserError;
+  logger.error({ err: error, reqId: req.id }, 'unexpected error');
+  return { error: new GatewayError('INTERNAL', `internal error (request id ${String(req.id)})`) };
+}
+
 /** The token endpoint's own serialiser: RFC 6749 `{error, error_description}`. */
 export function createOAuthErrorHandler(
   logger: Logger,
@@ -83,41 +112,21 @@ export function createOAuthErrorHandler(
 ): ErrorRequestHandler {
   return (thrown: unknown, req, res, next) => {
     if (res.headersSent) return next(thrown);
-    const error = translate(thrown) ?? thrown;
     const send = (status: number, code: string, description: string) =>
       void res.status(status).json({ error: code, error_description: description });
-    if (error instanceof OAuthError) return send(400, error.error, error.message);
-    if (error instanceof GatewayError) {
-      const [status, code] = OAUTH_ERROR[error.code];
-      if (error.retryAfterSeconds !== undefined) res.set('Retry-After', String(error.retryAfterSeconds));
-      if (status >= 500) logger.warn({ err: error.cause ?? error, reqId: req.id }, error.message);
-      return send(status, code, error.message);
-    }
-    const parserError = typeof error === 'object' && error !== null ? fromBodyParser(error) : undefined;
-    if (parserError) return send(parserError.status, 'invalid_request', parserError.error.message);
-    logger.error({ err: error, reqId: req.id }, 'unexpected error');
-    send(500, 'server_error', `internal error (request id ${String(req.id)})`);
+    if (thrown instanceof OAuthError) return send(400, thrown.error, thrown.message);
+    const { error, status } = classify(thrown, req, logger, translate);
+    const [codeStatus, code] = OAUTH_ERROR[error.code];
+    setRetryAfter(res, error);
+    send(status ?? codeStatus, code, error.message);
   };
 }
 
-/**
- * Serialises every error (after node-oidc-provider's err_out): what is safe
- * goes to the caller, the detail only to the log, anything unexpected
- * becomes a plain INTERNAL error.
- */
+/** Serialises every error of the `/v1` API and the rest with the SPEC §2 body. */
 export function createErrorHandler(logger: Logger, translate: TranslateError = () => undefined): ErrorRequestHandler {
   return (thrown: unknown, req, res, next) => {
     if (res.headersSent) return next(thrown);
-    const error = translate(thrown) ?? thrown;
-    if (error instanceof GatewayError) {
-      if (error.code === 'INTERNAL' || error.code === 'UNAVAILABLE') {
-        logger.warn({ err: error.cause ?? error, reqId: req.id }, error.message);
-      }
-      return sendError(res, error);
-    }
-    const parserError = typeof error === 'object' && error !== null ? fromBodyParser(error) : undefined;
-    if (parserError) return sendError(res, parserError.error, parserError.status);
-    logger.error({ err: error, reqId: req.id }, 'unexpected error');
-    sendError(res, new GatewayError('INTERNAL', `internal error (request id ${String(req.id)})`));
+    const { error, status } = classify(thrown, req, logger, translate);
+    sendError(res, error, status);
   };
 }

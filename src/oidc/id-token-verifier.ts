@@ -87,7 +87,7 @@ function reasonFor(error: unknown): GatewayError {
 }
 
 /** SPEC §3.2 and the hardening rules: a JWKS is refused whole when any of it is suspicious. */
-export const MAX_JWKS_KEYS = 100;
+const MAX_JWKS_KEYS = 100;
 const MIN_RSA_BITS = 2048;
 /** RFC 7518 §6.2.2, §6.3.2, §6.4: members that only a private or symmetric key has. */
 const SECRET_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'];
@@ -99,7 +99,7 @@ function rsaModulusBits(n: unknown): number {
   return leadingZeros < 0 ? 0 : (bytes.length - leadingZeros) * 8 - Math.clz32(bytes[leadingZeros]!) + 24;
 }
 
-export function toKeySet(body: unknown): JSONWebKeySet {
+function toKeySet(body: unknown): JSONWebKeySet {
   if (!isJsonObject(body) || !Array.isArray(body.keys)) throw new OutboundError('the JWKS has no keys list');
   const keys = body.keys;
   if (keys.length > MAX_JWKS_KEYS) {
@@ -185,8 +185,8 @@ export function createIdTokenVerifier(
   async function verify(idToken: string, config: M2mConfig): Promise<JWTPayload> {
     const state = stateOf(config.issuer);
     if (!state.keys) await refresh(state, config);
-    const keys = state.keys;
-    if (!keys)
+    // A refresh that resolved within the cooldown of an earlier success always left keys; this is a guard.
+    if (!state.keys)
       throw (
         state.lastError ?? new GatewayError('UNAVAILABLE', `issuer ${JSON.stringify(config.issuer)} is unavailable`)
       );

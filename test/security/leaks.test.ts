@@ -12,6 +12,7 @@ import {
   ADMIN_PASSWORD,
   KEY_ENCRYPTION_KEY,
   startTestGateway,
+  trustIssuer,
   type TestGateway,
 } from '../fixtures/test-gateway.js';
 
@@ -42,19 +43,7 @@ beforeAll(async () => {
   issuer = await startFakeIssuer(gateway.ca);
   const api = () => request(gateway.app);
 
-  await call(
-    api()
-      .post('/v1/auth/m2m')
-      .set('Authorization', ADMIN_AUTH)
-      .send({
-        config: {
-          type: 'GENERIC',
-          tokenExpirationDuration: '5m',
-          issuer: issuer.issuer,
-          mappings: [{ key: 'sub', valueExpression: 'ci-bot', role: 'Admin' }],
-        },
-      }),
-  );
+  await trustIssuer(gateway, issuer.issuer, { role: 'Admin' });
   await call(
     api()
       .get('/v1/roles')

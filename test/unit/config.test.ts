@@ -45,6 +45,17 @@ describe('loadConfig', () => {
     expect(config.issuerAllowPrivateNetworks).toEqual(['127.0.0.1', '10.0.0.0/8']);
   });
 
+  it('requires KEY_ENCRYPTION_KEY with DATABASE_URL, and says only once what is wrong with it', () => {
+    expect(() => loadConfig({ DATABASE_URL: 'postgresql://db/gateway' })).toThrow(
+      new ConfigError(
+        'invalid configuration: KEY_ENCRYPTION_KEY is required with DATABASE_URL (32 random bytes in base64: openssl rand -base64 32)',
+      ),
+    );
+    expect(() => loadConfig({ DATABASE_URL: 'postgresql://db/gateway', KEY_ENCRYPTION_KEY: 'c2hvcnQ=' })).toThrow(
+      new ConfigError('invalid configuration: KEY_ENCRYPTION_KEY must be 32 random bytes in base64'),
+    );
+  });
+
   it('names every wrong variable in one error', () => {
     expect(() =>
       loadConfig({
