@@ -84,6 +84,12 @@ interface Result {
   cpuMsPerRequest?: number;
 }
 
+interface Run {
+  readonly requests: number;
+  readonly errors: number;
+  readonly latencies: number[];
+}
+
 /** utime + stime of a process, in ms (Linux /proc; clock ticks of 10 ms). */
 function cpuMs(pid: number | undefined): number {
   try {
@@ -94,20 +100,14 @@ function cpuMs(pid: number | undefined): number {
   }
 }
 
-async function measured(server: ChildProcess, run: () => Promise<Result>): Promise<Result> {
-  const before = cpuMs(server.pid);
-  const result = await run();
-  result.cpuMsPerRequest = (cpuMs(server.pid) - before) / (result.rps * DURATION);
-  return result;
-}
-
 async function drive(
   url: string,
   tokens: string[],
   options: { duration?: number; amount?: number; connections?: number } = {},
-): Promise<Result> {
+): Promise<Run> {
   let next = 0;
-  const result = await autocannon({
+  const latencies: number[] = [];
+  const load: autocannon.Options = {
     url: `${url}/v1/auth/m2m/exchange`,
     connections: options.connections ?? CONNECTIONS,
     ...(options.amount ? { amount: options.amount } : { duration: options.duration ?? DURATION }),
@@ -121,17 +121,74 @@ async function drive(
         }),
       },
     ],
+  };
+  const result = await new Promise<autocannon.Result>((resolve, reject) => {
+    autocannon(load, (error, done) => (error ? reject(error) : resolve(done))).on(
+      'response',
+      (_client: unknown, _status: number, _bytes: number, ms: number) => latencies.push(ms),
+    );
   });
   return {
-    rps: result.requests.average,
-    p50: result.latency.p50,
-    p99: result.latency.p99,
+    requests: result.requests.total,
     errors: result.errors + result.timeouts + result.non2xx,
+    latencies,
   };
 }
 
+const percentile = (sorted: readonly number[], p: number) =>
+  sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+
+/** One or more server processes and how to load them for some seconds. */
+interface Target {
+  readonly pids: readonly (number | undefined)[];
+  drive(seconds: number): Promise<Run>;
+}
+
+const target = (server: ChildProcess, url: string, tokens: string[]): Target => ({
+  pids: [server.pid],
+  drive: (seconds) => drive(url, tokens, { duration: seconds }),
+});
+
+const sumCpuMs = (pids: Target['pids']) => pids.reduce<number>((sum, pid) => sum + cpuMs(pid), 0);
+
+/**
+ * Measures servers in alternating short rounds (A B, then B A, …) for
+ * DURATION seconds each in all: this machine's speed drifts by tens of per
+ * cent within a minute, and back-to-back runs would compare the drift.
+ */
+async function compare(servers: readonly Target[]): Promise<Result[]> {
+  const roundSeconds = 2;
+  const rounds = Math.max(1, Math.round(DURATION / roundSeconds));
+  const totals = servers.map(() => ({ requests: 0, errors: 0, cpuMs: 0, latencies: [] as number[] }));
+  for (let round = 0; round < rounds; round++) {
+    const order = servers.map((_, i) => i);
+    if (round % 2 === 1) order.reverse();
+    for (const i of order) {
+      const server = servers[i]!;
+      const before = sumCpuMs(server.pids);
+      const run = await server.drive(roundSeconds);
+      const total = totals[i]!;
+      total.cpuMs += sumCpuMs(server.pids) - before;
+      total.requests += run.requests;
+      total.errors += run.errors;
+      for (const ms of run.latencies) total.latencies.push(ms);
+    }
+  }
+  return totals.map((total) => {
+    const sorted = total.latencies.sort((a, b) => a - b);
+    return {
+      rps: total.requests / (rounds * roundSeconds),
+      p50: percentile(sorted, 50),
+      p99: percentile(sorted, 99),
+      errors: total.errors,
+      cpuMsPerRequest: total.cpuMs / total.requests,
+    };
+  });
+}
+
+const ms = (value: number) => `${value.toFixed(1)} ms`;
 const row = (name: string, r: Result, floor?: Result) =>
-  `| ${name} | ${r.rps.toFixed(0)} | ${r.p50} ms | ${r.p99} ms | ${r.errors} | ${r.cpuMsPerRequest?.toFixed(3) ?? '—'} ms | ${floor ? `${((100 * r.rps) / floor.rps).toFixed(1)} % rps, p99 ×${(r.p99 / Math.max(floor.p99, 1)).toFixed(2)}` : '—'} |`;
+  `| ${name} | ${r.rps.toFixed(0)} | ${ms(r.p50)} | ${ms(r.p99)} | ${r.errors} | ${r.cpuMsPerRequest?.toFixed(3) ?? '—'} ms | ${floor ? `${((100 * r.rps) / floor.rps).toFixed(1)} % rps, p99 ×${(r.p99 / floor.p99).toFixed(2)}` : '—'} |`;
 
 async function metric(url: string, name: string): Promise<number> {
   const text = await (await fetch(`${url}/metrics`)).text();
@@ -139,14 +196,20 @@ async function metric(url: string, name: string): Promise<number> {
   return line ? Number(line.split(' ').at(-1)) : NaN;
 }
 
-async function committedTransactions(databaseUrl: string): Promise<number> {
+/**
+ * What the database did: transactions, and every scan of the tables an
+ * exchange would read if it did not hold them in memory. PostgreSQL publishes these counters with a delay of up to a second,
+ * so callers wait before the second reading.
+ */
+async function databaseActivity(databaseUrl: string) {
   const client = new pg.Client({ connectionString: databaseUrl });
   await client.connect();
-  const { rows } = await client.query<{ n: string }>(
-    'SELECT xact_commit + xact_rollback AS n FROM pg_stat_database WHERE datname = current_database()',
-  );
+  const { rows } = await client.query<{ transactions: string; lookups: string }>(`
+    SELECT (SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = current_database()) AS transactions,
+           (SELECT sum(coalesce(seq_scan, 0) + coalesce(idx_scan, 0)) FROM pg_stat_user_tables
+             WHERE relname IN ('m2m_configs', 'm2m_mappings', 'roles', 'signing_keys')) AS lookups`);
   await client.end();
-  return Number(rows[0]!.n);
+  return { transactions: Number(rows[0]!.transactions), lookups: Number(rows[0]!.lookups) };
 }
 
 async function main(): Promise<void> {
@@ -246,19 +309,21 @@ async function main(): Promise<void> {
     await drive(floorUrl, tokens, { duration: 5 });
     await drive(gatewayUrl, tokens, { duration: 5 });
 
-    say(`\n${CONNECTIONS} connections, ${DURATION} s, ${TOKENS} distinct ES256 ID tokens\n`);
+    const floorTarget = target(floorProcess, floorUrl, tokens);
+    const gatewayTarget = target(gatewayProcess, gatewayUrl, tokens);
+    say(`\n${CONNECTIONS} connections, ${TOKENS} distinct ES256 ID tokens; each row ${DURATION} s in 2 s rounds,`);
+    say('alternating with the floor row above it\n');
     say('| server | requests/s | p50 | p99 | errors | CPU per request | gateway / floor |');
     say('|---|---|---|---|---|---|---|');
-    const floor = await measured(floorProcess, () => drive(floorUrl, tokens));
-    say(row('floor (jose verify + sign)', floor));
-
     const jwksBefore = issuer.requests.filter((p) => p === '/jwks').length;
-    const txBefore = await committedTransactions(database.url);
     const batchesBefore = await metric(gatewayUrl, 'm2m_audit_batches_written_total');
-    const gateway = await measured(gatewayProcess, () => drive(gatewayUrl, tokens));
-    const txAfter = await committedTransactions(database.url);
+    const dbBefore = await databaseActivity(database.url);
+    const [floor, gateway] = await compare([floorTarget, gatewayTarget]);
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    const dbAfter = await databaseActivity(database.url);
     const batchesAfter = await metric(gatewayUrl, 'm2m_audit_batches_written_total');
-    say(row('gateway, 1 config', gateway, floor));
+    say(row('floor (jose verify + sign)', floor!));
+    say(row('gateway, 1 config', gateway!, floor));
 
     // 10 000 more configs, and 100 mappings on the matched one (the matching one last).
     const client = new pg.Client({ connectionString: database.url });
@@ -278,16 +343,17 @@ async function main(): Promise<void> {
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
     await drive(gatewayUrl, tokens, { duration: 2 });
-    const many = await measured(gatewayProcess, () => drive(gatewayUrl, tokens));
-    say(row('gateway, 10 001 configs, 100 mappings', many, floor));
-    say(`\n10 001 configs / 1 config: ${((100 * many.rps) / gateway.rps).toFixed(1)} % of the requests/s`);
-
-    const exchanged = Math.round(gateway.rps * DURATION);
-    const transactions = txAfter - txBefore;
-    const batches = batchesAfter - batchesBefore;
-    say(`\nduring the measured ${DURATION} s (~${exchanged} exchanges):`);
+    const [floorAgain, many] = await compare([floorTarget, gatewayTarget]);
+    say(row('floor (jose verify + sign)', floorAgain!));
+    say(row('gateway, 10 001 configs, 100 mappings', many!, floorAgain));
     say(
-      `  database transactions committed: ${transactions}, of which audit batch inserts: ${batches} → on the exchange path: ${transactions - batches}`,
+      `\n10 001 configs and 100 mappings / 1 config: ${((100 * many!.cpuMsPerRequest!) / gateway!.cpuMsPerRequest!).toFixed(1)} % of the CPU per request`,
+    );
+
+    say(`\nwhile the first gateway row was measured (${Math.round(gateway!.rps * DURATION)} exchanges):`);
+    say(
+      `  database: ${dbAfter.lookups - dbBefore.lookups} reads of the config, mapping, role and key tables; ` +
+        `${dbAfter.transactions - dbBefore.transactions} transactions for ${batchesAfter - batchesBefore} audit batches`,
     );
     say(
       `  JWKS fetches: ${issuer.requests.filter((p) => p === '/jwks').length - jwksBefore} (since start: ${issuer.requests.filter((p) => p === '/jwks').length})`,
@@ -305,21 +371,31 @@ async function main(): Promise<void> {
     await measureSigning(say);
 
     if (Number(args.replicas) === 2) {
-      const { url: second } = await startGateway();
-      await drive(second, tokens, { duration: 2 });
+      const { url: secondUrl, process: secondProcess } = await startGateway();
+      await drive(secondUrl, tokens, { duration: 2 });
       const half = Math.max(1, Math.floor(CONNECTIONS / 2));
-      const [a, b] = await Promise.all([
-        drive(gatewayUrl, tokens, { connections: half }),
-        drive(second, tokens, { connections: half }),
-      ]);
-      const both: Result = {
-        rps: a.rps + b.rps,
-        p50: Math.max(a.p50, b.p50),
-        p99: Math.max(a.p99, b.p99),
-        errors: a.errors + b.errors,
+      const pair: Target = {
+        pids: [gatewayProcess.pid, secondProcess.pid],
+        async drive(seconds) {
+          const runs = await Promise.all(
+            [gatewayUrl, secondUrl].map((url) => drive(url, tokens, { duration: seconds, connections: half })),
+          );
+          return {
+            requests: runs[0]!.requests + runs[1]!.requests,
+            errors: runs[0]!.errors + runs[1]!.errors,
+            latencies: [...runs[0]!.latencies, ...runs[1]!.latencies],
+          };
+        },
       };
+      const [one, two] = await compare([gatewayTarget, pair]);
+      say('\n| gateway processes, one database | requests/s | p50 | p99 | errors | CPU per request | scaling |');
+      say('|---|---|---|---|---|---|---|');
+      say(row('one', one!));
       say(
-        `\n| two gateway processes, one database | ${both.rps.toFixed(0)} | ${both.p50} ms | ${both.p99} ms | ${both.errors} | ${((100 * both.rps) / many.rps).toFixed(1)} % of one process |`,
+        row('two, half the connections each', two!).replace(
+          /\| —? ?\|$/,
+          `| ${((100 * two!.rps) / one!.rps).toFixed(1)} % of one |`,
+        ),
       );
     }
   } finally {

@@ -43,10 +43,17 @@ export function createApp(deps: AppDeps): Express {
   app.set('etag', false);
   app.set('trust proxy', deps.trustProxy);
 
-  // Our own id, never the caller's, so that the audit trail cannot be forged (SPEC §2).
+  // Our own id, never the caller's, so that the audit trail cannot be forged (SPEC §2). No answer is cached.
   app.use((req, res, next) => {
     req.id = randomUUID();
     res.setHeader('X-Request-Id', req.id);
+    res.setHeader('Cache-Control', 'no-store');
+    res.once('finish', () => {
+      if (res.statusCode !== 429) return;
+      deps.metrics.rateLimited(
+        req.path === '/oauth2/token' || req.path === '/v1/auth/m2m/exchange' ? 'exchange' : 'admin',
+      );
+    });
     next();
   });
   // One line per request at `info`; below that, not even the per-request child logger is made.
@@ -67,19 +74,14 @@ export function createApp(deps: AppDeps): Express {
       }),
     );
   }
-  app.use((req, res, next) => {
-    res.set('Cache-Control', 'no-store');
-    res.once('finish', () => {
-      if (res.statusCode !== 429) return;
-      deps.metrics.rateLimited(
-        req.path === '/oauth2/token' || req.path === '/v1/auth/m2m/exchange' ? 'exchange' : 'admin',
-      );
-    });
-    next();
-  });
   // The exchange endpoints first: they are the hot path, and Express tries routes in order.
   app.use(
-    createTokenRoutes(deps.exchange, deps.logger, createRateLimiter(deps.exchangeRateLimit), deps.translateError),
+    createTokenRoutes(
+      deps.exchange,
+      deps.logger,
+      deps.exchangeRateLimit > 0 ? createRateLimiter(deps.exchangeRateLimit) : undefined,
+      deps.translateError,
+    ),
   );
   app.get('/openapi.json', (_req, res) => {
     res.set('Cache-Control', 'public, max-age=300').json(deps.openApi);

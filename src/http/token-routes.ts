@@ -7,6 +7,7 @@ import { createOAuthErrorHandler, OAuthError, type TranslateError } from './erro
 import { EXCHANGE_BODY_LIMIT_BYTES } from './limits.js';
 import type { RateLimiter } from './rate-limit.js';
 import { jsonBody, withJsonFieldNames } from './request-body.js';
+import { sendJson } from './json-response.js';
 
 export type Exchange = (idToken: unknown, req: Request) => Promise<ExchangeResult>;
 
@@ -28,27 +29,31 @@ function formParameters(body: unknown): Map<string, string> {
 /**
  * EXCHANGE_RATE_LIMIT (SPEC §4): one budget per client address for both
  * endpoints, taken before anything else so that refused requests count too.
+ * Without a limit (0) nothing runs, not even the client address lookup.
  */
-const admitClient =
-  (limiter: RateLimiter): RequestHandler =>
-  (req, _res, next) => {
-    const wait = limiter.take(req.ip ?? '');
-    if (wait > 0) throw tooManyRequests('too many exchanges from this address', wait);
-    next();
-  };
+const admitClient = (limiter: RateLimiter | undefined): RequestHandler[] =>
+  limiter
+    ? [
+        (req, _res, next) => {
+          const wait = limiter.take(req.ip ?? '');
+          if (wait > 0) throw tooManyRequests('too many exchanges from this address', wait);
+          next();
+        },
+      ]
+    : [];
 
 /** `POST /v1/auth/m2m/exchange` (StackRox) and `POST /oauth2/token` (RFC 8693), one exchange behind both. */
 export function createTokenRoutes(
   exchange: Exchange,
   logger: Logger,
-  limiter: RateLimiter,
+  limiter: RateLimiter | undefined,
   translate: TranslateError,
 ): Router {
   const admit = admitClient(limiter);
   const oauth = Router()
     .post(
       '/oauth2/token',
-      admit,
+      ...admit,
       (req, _res, next) => {
         if (!req.is('application/x-www-form-urlencoded')) {
           throw new OAuthError('invalid_request', 'the request must be application/x-www-form-urlencoded');
@@ -82,7 +87,8 @@ export function createTokenRoutes(
           throw new OAuthError('invalid_target', 'this server issues tokens only for its own audience');
         }
         const { accessToken, claims } = await exchange(subjectToken, req);
-        res.set('Pragma', 'no-cache').json({
+        res.setHeader('Pragma', 'no-cache');
+        sendJson(res, {
           access_token: accessToken,
           issued_token_type: ACCESS_TOKEN_TYPE,
           token_type: 'Bearer',
@@ -93,10 +99,10 @@ export function createTokenRoutes(
     .use(createOAuthErrorHandler(logger, translate));
 
   return Router()
-    .post('/v1/auth/m2m/exchange', admit, ...jsonBody(EXCHANGE_BODY_LIMIT_BYTES), async (req, res) => {
+    .post('/v1/auth/m2m/exchange', ...admit, ...jsonBody(EXCHANGE_BODY_LIMIT_BYTES), async (req, res) => {
       const request = withJsonFieldNames(req.body) as Record<string, unknown>;
       const { accessToken } = await exchange(request.idToken, req);
-      res.json({ accessToken });
+      sendJson(res, { accessToken });
     })
     .use(oauth);
 }

@@ -29,12 +29,20 @@ export interface IdTokenVerifierOptions {
   readonly refetchCooldownMs?: number;
   /** How long a discovery document is trusted before it is fetched again with the keys. */
   readonly metadataTtlMs?: number;
+  /**
+   * How long an exchange waits for an issuer's keys in all: discovery and
+   * JWKS, Kubernetes' retries with the bearer included (each call has its own
+   * 5 s bound). Keys in the cache are never waited for.
+   */
+  readonly keyFetchDeadlineMs?: number;
   /** Told about every discovery and JWKS fetch (metrics). */
   readonly onFetch?: (issuer: string, document: 'discovery' | 'jwks', ok: boolean) => void;
 }
 
 interface IssuerState {
   metadata?: IssuerMetadata;
+  /** ASYMMETRIC_ALGS ∩ the metadata's `id_token_signing_alg_values_supported`. */
+  algorithms: string[];
   metadataAt: number;
   keys?: ReturnType<typeof createLocalJWKSet>;
   lastAttemptAt: number;
@@ -86,6 +94,10 @@ function reasonFor(error: unknown): GatewayError {
   }
 }
 
+function allowedAlgorithms({ idTokenSigningAlgValuesSupported: advertised }: IssuerMetadata): string[] {
+  return advertised ? ASYMMETRIC_ALGS.filter((alg) => advertised.includes(alg)) : ASYMMETRIC_ALGS;
+}
+
 /** SPEC §3.2 and the hardening rules: a JWKS is refused whole when any of it is suspicious. */
 const MAX_JWKS_KEYS = 100;
 const MIN_RSA_BITS = 2048;
@@ -132,12 +144,13 @@ export function createIdTokenVerifier(
 ): IdTokenVerifier & { forget(issuer: string): void } {
   const cooldown = options.refetchCooldownMs ?? 10_000;
   const metadataTtl = options.metadataTtlMs ?? 3_600_000;
+  const keyFetchDeadline = options.keyFetchDeadlineMs ?? 10_000;
   const states = new Map<string, IssuerState>();
   const clock = () => options.now().getTime();
 
   const stateOf = (issuer: string): IssuerState => {
     let state = states.get(issuer);
-    if (!state) states.set(issuer, (state = { metadataAt: 0, lastAttemptAt: 0 }));
+    if (!state) states.set(issuer, (state = { algorithms: ASYMMETRIC_ALGS, metadataAt: 0, lastAttemptAt: 0 }));
     return state;
   };
 
@@ -148,6 +161,7 @@ export function createIdTokenVerifier(
     try {
       if (!state.metadata || clock() - state.metadataAt > metadataTtl) {
         state.metadata = await discoverIssuer(http, issuer);
+        state.algorithms = allowedAlgorithms(state.metadata);
         state.metadataAt = clock();
         options.onFetch?.(issuer, document, true);
       }
@@ -173,14 +187,22 @@ export function createIdTokenVerifier(
     if (clock() - state.lastAttemptAt < cooldown) {
       return state.lastError ? Promise.reject(state.lastError) : Promise.resolve();
     }
-    state.inflight = fetchKeys(state, config).finally(() => (state.inflight = undefined));
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        state.lastError = new GatewayError(
+          'UNAVAILABLE',
+          `issuer ${JSON.stringify(config.issuer)} is unavailable: its keys took longer than ${keyFetchDeadline / 1000} s`,
+        );
+        reject(state.lastError);
+      }, keyFetchDeadline);
+    });
+    state.inflight = Promise.race([fetchKeys(state, config), deadline]).finally(() => {
+      clearTimeout(timer);
+      state.inflight = undefined;
+    });
     return state.inflight;
   }
-
-  const allowedAlgorithms = (metadata: IssuerMetadata | undefined) => {
-    const advertised = metadata?.idTokenSigningAlgValuesSupported;
-    return advertised ? ASYMMETRIC_ALGS.filter((alg) => advertised.includes(alg)) : ASYMMETRIC_ALGS;
-  };
 
   async function verify(idToken: string, config: M2mConfig): Promise<JWTPayload> {
     const state = stateOf(config.issuer);
@@ -206,7 +228,7 @@ export function createIdTokenVerifier(
         {
           issuer: config.issuer,
           audience: config.audience === '' ? undefined : config.audience,
-          algorithms: allowedAlgorithms(state.metadata),
+          algorithms: state.algorithms,
           clockTolerance: options.clockSkewSeconds,
           requiredClaims: ['exp'],
           currentDate: options.now(),

@@ -81,6 +81,21 @@ describe('config and role changes', () => {
 });
 
 describe('exchanges', () => {
+  it('stores a refused token whose subject jsonb cannot hold, and keeps writing what follows', async () => {
+    const hostile = await issuer.sign({ sub: 'nul\u0000 and lone \ud800' });
+    const refused = await api().post('/v1/auth/m2m/exchange').send({ idToken: hostile }).expect(401);
+    const after = await api()
+      .post('/v1/auth/m2m/exchange')
+      .send({ idToken: await issuer.sign({ sub: 'ci-bot' }) })
+      .expect(200);
+    const { body } = await audit(`?configId=${configId}&limit=2`).expect(200);
+    expect(body.events.map((event: { requestId: string }) => event.requestId)).toEqual([
+      after.headers['x-request-id'],
+      refused.headers['x-request-id'],
+    ]);
+    expect(body.events[1].details.subject).toBe('nul\ufffd and lone \ufffd');
+  });
+
   it('records a minted token: issuer, subject, token hash, kid, alg, roles, jti and exp', async () => {
     const idToken = await issuer.sign({ sub: 'ci-bot' }, { alg: 'ES256' });
     const response = await api().post('/v1/auth/m2m/exchange').send({ idToken }).expect(200);

@@ -32,7 +32,7 @@ beforeAll(async () => {
   ca = await createTestCa();
   gateway = await startTestGateway(
     { EXCHANGE_RATE_LIMIT: '0' },
-    { ca, options: { jwksRefetchCooldownMs: 0, outboundTimeoutMs: 500 } },
+    { ca, options: { jwksRefetchCooldownMs: 0, outboundTimeoutMs: 500, keyFetchDeadlineMs: 700 } },
   );
   hostile = await startFakeIssuer(ca);
   steady = await startFakeIssuer(ca);
@@ -48,6 +48,7 @@ afterAll(async () => {
 });
 
 beforeEach(() => {
+  hostile.delayMs = 0;
   hostile.jwksBody = undefined;
   hostile.intercept = undefined;
   hostile.discovery = {};
@@ -163,6 +164,18 @@ describe('slow and dead issuers', () => {
     expect(response.body.message).toBe(
       `issuer "${hostile.issuer}" is unavailable: ${hostile.issuer}/jwks did not answer in time`,
     );
+  });
+
+  it('an issuer slow on every call is cut off by the deadline on its keys as a whole', async () => {
+    const slow = await startFakeIssuer(ca);
+    await configure(slow);
+    slow.delayMs = 400;
+    const started = Date.now();
+    await exchange(await tokenOf(slow))
+      .expect(503)
+      .expect(errorBody(14, `issuer "${slow.issuer}" is unavailable: its keys took longer than 0.7 s`));
+    expect(Date.now() - started).toBeLessThan(790);
+    await slow.close();
   });
 });
 
