@@ -203,7 +203,7 @@ export async function startGateway(config: AppConfig, logger: Logger, options: G
   try {
     const migrations = await readMigrations(defaultMigrationsDir());
     await applyMigrations(url, migrations, logger);
-    const db = createDatabase(url);
+    const { db, pool } = createDatabase(url);
     closers.push(() => db.$disconnect());
     const now = options.now ?? (() => new Date());
     const configRepository = createConfigRepository(db);
@@ -221,7 +221,7 @@ export async function startGateway(config: AppConfig, logger: Logger, options: G
       configCount: () => configCache.size,
       publishedKeyCount: () => keyRing.jwks().keys.length,
     });
-    const audit = createAuditLog(db, logger, metrics.auditBatchWritten);
+    const audit = createAuditLog(db, pool, logger, metrics.auditBatchWritten);
     closers.push(() => audit.close());
     const refresh = coalesce(async () => {
       const [configs, roles] = await Promise.all([configRepository.list(), roleRepository.list(), keyRing.reload()]);

@@ -1,3 +1,4 @@
+import type pg from 'pg';
 import type { Logger } from 'pino';
 import type { AuditEvent, AuditOutcome, AuditTrail } from '../domain/audit.js';
 import type { Database } from './prisma.js';
@@ -53,13 +54,15 @@ function toJsonRow(event: AuditEvent, occurredAtMs: number): string {
  * One INSERT for a whole batch, sent as a single JSON parameter that
  * PostgreSQL expands: the gateway's CPU only joins strings it made at enqueue.
  */
-async function insertRows(db: Database, rows: readonly string[]): Promise<void> {
-  await db.$executeRaw`
-    INSERT INTO "audit_events" ("occurred_at", "request_id", "action", "actor", "config_id", "outcome", "reason", "details")
-    SELECT to_timestamp(occurred_at_ms / 1000.0), request_id, action, actor, config_id, outcome, reason, details
-    FROM jsonb_to_recordset(${`[${rows.join(',')}]`}::jsonb) AS event(
-      occurred_at_ms double precision, request_id text, action text, actor text, config_id uuid,
-      outcome text, reason text, details jsonb)`;
+const INSERT_ROWS = `
+  INSERT INTO "audit_events" ("occurred_at", "request_id", "action", "actor", "config_id", "outcome", "reason", "details")
+  SELECT to_timestamp(occurred_at_ms / 1000.0), request_id, action, actor, config_id, outcome, reason, details
+  FROM jsonb_to_recordset($1::jsonb) AS event(
+    occurred_at_ms double precision, request_id text, action text, actor text, config_id uuid,
+    outcome text, reason text, details jsonb)`;
+
+async function insertRows(pool: pg.Pool, rows: readonly string[]): Promise<void> {
+  await pool.query(INSERT_ROWS, [`[${rows.join(',')}]`]);
 }
 
 /**
@@ -69,7 +72,12 @@ async function insertRows(db: Database, rows: readonly string[]): Promise<void> 
  * on shutdown. A crash loses at most the last FLUSH_INTERVAL_MS of exchange
  * events (their log lines are already out).
  */
-export function createAuditLog(db: Database, logger: Logger, onBatchWritten: () => void = () => undefined) {
+export function createAuditLog(
+  db: Database,
+  pool: pg.Pool,
+  logger: Logger,
+  onBatchWritten: () => void = () => undefined,
+) {
   /** Serialised at once, so that only a string per event waits for the next batch. */
   let queue: string[] = [];
   let dropped = 0;
@@ -85,7 +93,7 @@ export function createAuditLog(db: Database, logger: Logger, onBatchWritten: () 
     while (pending > 0) {
       const batch = queue.slice(0, Math.min(MAX_BATCH, pending));
       try {
-        await insertRows(db, batch);
+        await insertRows(pool, batch);
         onBatchWritten();
       } catch (error) {
         logger.warn({ err: error, queued: queue.length }, 'audit events could not be written; will retry');
@@ -108,7 +116,7 @@ export function createAuditLog(db: Database, logger: Logger, onBatchWritten: () 
     /** Admin changes: stored before the change is answered. */
     async record(event) {
       logLine(event);
-      await insertRows(db, [toJsonRow(event, Date.now())]);
+      await insertRows(pool, [toJsonRow(event, Date.now())]);
     },
 
     /** Exchanges: queued, never waited for. */
