@@ -3,6 +3,7 @@ import { buildAccessTokenClaims, type AccessTokenClaims } from './access-token.j
 import { TooManyClaimsError, flattenClaims } from './claims.js';
 import { IdentityError, identify } from './identity.js';
 import { MalformedJwsError, decodeUnverifiedJws } from './jws.js';
+import type { JsonObject } from './problems.js';
 import type { M2mConfig } from './m2m-config.js';
 import { resolveRoles, type CompiledMappings } from './role-mapping.js';
 
@@ -20,11 +21,13 @@ export interface ConfigLookup {
 export interface IdTokenVerifier {
   /**
    * Verifies the token against the config's issuer and audience (SPEC §3.2).
+   * `header` is its protected header as decoded to pick the config, which may
+   * only help to find the key; verification trusts nothing in it.
    *
    * @returns the verified payload
    * @throws GatewayError UNAUTHENTICATED with a safe reason, or UNAVAILABLE
    */
-  verify(idToken: string, config: M2mConfig): Promise<Readonly<Record<string, unknown>>>;
+  verify(idToken: string, config: M2mConfig, header: JsonObject): Promise<Readonly<Record<string, unknown>>>;
 }
 
 export interface TokenSigner {
@@ -92,7 +95,7 @@ export async function exchangeToken(deps: ExchangeDeps, idToken: unknown): Promi
   const wait = deps.admitIssuer?.(issuer) ?? 0;
   if (wait > 0) throw tooManyRequests(`too many exchanges for issuer ${JSON.stringify(issuer)}`, wait);
 
-  const verified = await deps.verifier.verify(idToken, config);
+  const verified = await deps.verifier.verify(idToken, config, header);
   let claims;
   try {
     claims = flattenClaims(verified);

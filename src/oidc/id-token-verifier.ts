@@ -1,6 +1,14 @@
-import { createLocalJWKSet, jwtVerify, type JWTPayload, type JSONWebKeySet } from 'jose';
+import {
+  createLocalJWKSet,
+  jwtVerify,
+  type CryptoKey,
+  type FlattenedJWSInput,
+  type JSONWebKeySet,
+  type JWSHeaderParameters,
+  type JWTPayload,
+} from 'jose';
 import type { IdTokenVerifier } from '../domain/exchange.js';
-import { isJsonObject } from '../domain/problems.js';
+import { isJsonObject, type JsonObject } from '../domain/problems.js';
 import type { M2mConfig, M2mConfigType } from '../domain/m2m-config.js';
 import { GatewayError, messageOf } from '../errors.js';
 import { discoverIssuer, type IssuerMetadata } from './discovery.js';
@@ -45,6 +53,8 @@ interface IssuerState {
   algorithms: string[];
   metadataAt: number;
   keys?: ReturnType<typeof createLocalJWKSet>;
+  /** The key `keys` picked per `alg` and `kid`: jose's choice depends on nothing else. */
+  picked: Map<string, Map<string, CryptoKey>>;
   lastAttemptAt: number;
   lastError?: GatewayError;
   inflight?: Promise<void>;
@@ -150,7 +160,8 @@ export function createIdTokenVerifier(
 
   const stateOf = (issuer: string): IssuerState => {
     let state = states.get(issuer);
-    if (!state) states.set(issuer, (state = { algorithms: ASYMMETRIC_ALGS, metadataAt: 0, lastAttemptAt: 0 }));
+    if (!state)
+      states.set(issuer, (state = { algorithms: ASYMMETRIC_ALGS, picked: new Map(), metadataAt: 0, lastAttemptAt: 0 }));
     return state;
   };
 
@@ -168,6 +179,7 @@ export function createIdTokenVerifier(
       document = 'jwks';
       const { body } = await http.getJson(state.metadata.jwksUri);
       state.keys = createLocalJWKSet(toKeySet(body));
+      state.picked = new Map();
       state.lastError = undefined;
       options.onFetch?.(issuer, document, true);
     } catch (error) {
@@ -204,7 +216,31 @@ export function createIdTokenVerifier(
     return state.inflight;
   }
 
-  async function verify(idToken: string, config: M2mConfig): Promise<JWTPayload> {
+  /** jose's pick from the issuer's keys; an unknown kid refreshes them once (within the cooldown). */
+  async function pickKey(
+    state: IssuerState,
+    config: M2mConfig,
+    header: JWSHeaderParameters,
+    token: FlattenedJWSInput,
+  ): Promise<CryptoKey> {
+    let keys = state.keys!;
+    let key: CryptoKey;
+    try {
+      key = await keys(header, token);
+    } catch (error) {
+      if ((error as { code?: string }).code !== 'ERR_JWKS_NO_MATCHING_KEY') throw error;
+      await refresh(state, config);
+      keys = state.keys!;
+      key = await keys(header, token);
+    }
+    if (keys === state.keys && typeof header.alg === 'string' && typeof header.kid === 'string') {
+      const byKid = state.picked.get(header.alg) ?? new Map<string, CryptoKey>();
+      state.picked.set(header.alg, byKid.set(header.kid, key));
+    }
+    return key;
+  }
+
+  async function verify(idToken: string, config: M2mConfig, header: JsonObject): Promise<JWTPayload> {
     const state = stateOf(config.issuer);
     if (!state.keys) await refresh(state, config);
     // A refresh that resolved within the cooldown of an earlier success always left keys; this is a guard.
@@ -213,18 +249,16 @@ export function createIdTokenVerifier(
         state.lastError ?? new GatewayError('UNAVAILABLE', `issuer ${JSON.stringify(config.issuer)} is unavailable`)
       );
 
+    // A key picked before for this alg and kid is handed to jose directly, which skips a key-set lookup per token;
+    // jose still checks the header, the algorithm against `algorithms` and the key against the algorithm.
+    const picked =
+      typeof header.alg === 'string' && typeof header.kid === 'string'
+        ? state.picked.get(header.alg)?.get(header.kid)
+        : undefined;
     try {
       const { payload } = await jwtVerify(
         idToken,
-        async (header, token) => {
-          try {
-            return await state.keys!(header, token);
-          } catch (error) {
-            if ((error as { code?: string }).code !== 'ERR_JWKS_NO_MATCHING_KEY') throw error;
-            await refresh(state, config);
-            return state.keys!(header, token);
-          }
-        },
+        picked ?? ((protectedHeader, token) => pickKey(state, config, protectedHeader, token)),
         {
           issuer: config.issuer,
           audience: config.audience === '' ? undefined : config.audience,

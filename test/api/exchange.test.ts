@@ -257,10 +257,12 @@ describe('POST /v1/auth/m2m/exchange', () => {
   });
 
   describe('issuer keys', () => {
-    it('follows a key rotation at the issuer', async () => {
-      await exchange(await issuer.sign({ sub: 'ci-bot' })).expect(200);
+    it('follows a key rotation at the issuer, and forgets a retired key it had used', async () => {
+      const signedBefore = await issuer.sign({ sub: 'ci-bot' });
+      await exchange(signedBefore).expect(200);
       await issuer.rotate({ retire: true });
       await exchange(await issuer.sign({ sub: 'ci-bot' })).expect(200);
+      await exchange(signedBefore).expect(401).expect(errorBody(16, 'ID token is invalid: unknown key'));
     });
 
     it('keeps verifying with cached keys while the issuer is down, and answers 503 when a key must be fetched', async () => {
