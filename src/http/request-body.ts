@@ -24,10 +24,31 @@ export function jsonBody(limitBytes: number): RequestHandler[] {
       }
       if (!isJsonObject(parsed)) throw invalidArgument('request body must be a JSON object');
       if (hasDuplicateMember(raw)) throw invalidArgument('request body names a field twice');
+      if (hasUnstorableString(parsed)) {
+        throw invalidArgument('request body has a string with a NUL character or an unpaired surrogate');
+      }
       req.body = parsed;
       next();
     },
   ];
+}
+
+/**
+ * PostgreSQL text holds neither NUL nor unpaired surrogates: such input is
+ * refused here, not failed on in the database. Iterative, as bodies may nest
+ * deeper than the stack allows.
+ */
+function hasUnstorableString(body: unknown): boolean {
+  const pending = [body];
+  while (pending.length > 0) {
+    const value = pending.pop();
+    if (typeof value === 'string') {
+      if (value.includes('\0') || !value.isWellFormed()) return true;
+    } else if (typeof value === 'object' && value !== null) {
+      for (const [name, member] of Object.entries(value)) pending.push(name, member);
+    }
+  }
+  return false;
 }
 
 const camelCase = (name: string) => name.replace(/_([a-z0-9])/g, (_, letter: string) => letter.toUpperCase());

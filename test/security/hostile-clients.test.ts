@@ -44,6 +44,31 @@ describe('bodies', () => {
     });
   });
 
+  it.each([
+    ['a NUL in a mapping key', { key: 'a\u0000b', valueExpression: 'x', role: 'Admin' }],
+    ['a NUL in an expression', { key: 'sub', valueExpression: 'x\u0000', role: 'Admin' }],
+    ['an unpaired surrogate in a mapping key', { key: 'a\ud800', valueExpression: 'x', role: 'Admin' }],
+  ])('refuses a config with %s, storing nothing', async (_what, mapping) => {
+    const before = await api().get('/v1/auth/m2m').set('Authorization', ADMIN_AUTH).expect(200);
+    await api()
+      .post('/v1/auth/m2m')
+      .set('Authorization', ADMIN_AUTH)
+      .send({ config: { type: 'GENERIC', tokenExpirationDuration: '5m', issuer: issuer.issuer, mappings: [mapping] } })
+      .expect(400)
+      .expect(errorBody(3, 'request body has a string with a NUL character or an unpaired surrogate'));
+    await api().get('/v1/auth/m2m').set('Authorization', ADMIN_AUTH).expect(200).expect(before.body);
+  });
+
+  it('refuses a role whose description has a NUL, storing nothing', async () => {
+    await api()
+      .post('/v1/roles/nul')
+      .set('Authorization', ADMIN_AUTH)
+      .send({ description: 'd\u0000', permissions: {} })
+      .expect(400)
+      .expect(errorBody(3, 'request body has a string with a NUL character or an unpaired surrogate'));
+    await api().get('/v1/roles/nul').set('Authorization', ADMIN_AUTH).expect(404);
+  });
+
   it('caps admin bodies at 256 KiB with 413', async () => {
     await api()
       .post('/v1/roles/big')
