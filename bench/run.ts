@@ -14,6 +14,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
 import { SignJWT, generateKeyPair, type JWTPayload } from 'jose';
@@ -64,7 +65,7 @@ async function startProcess(
   for (let attempt = 0; attempt < 300; attempt++) {
     if (child.exitCode !== null) break;
     if (await isReady()) return child;
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    await sleep(100);
   }
   child.kill();
   throw new Error(`${command} ${argv.join(' ')} did not become ready:\n${output}`);
@@ -320,7 +321,7 @@ async function main(): Promise<void> {
     const batchesBefore = await metric(gatewayUrl, 'm2m_audit_batches_written_total');
     const dbBefore = await databaseActivity(database.url);
     const [floor, gateway] = await compare([floorTarget, gatewayTarget]);
-    await new Promise((resolve) => setTimeout(resolve, 1500));
+    await sleep(1500);
     const dbAfter = await databaseActivity(database.url);
     const batchesAfter = await metric(gatewayUrl, 'm2m_audit_batches_written_total');
     say(row('floor (jose verify + sign)', floor!));
@@ -341,7 +342,7 @@ async function main(): Promise<void> {
         VALUES ('${configId}', 99, 'repository', 'octo-org/app-\\d+', 'Analyst');`);
     await client.end();
     for (let i = 0; i < 100 && (await metric(gatewayUrl, 'm2m_configs')) !== 10001; i++) {
-      await new Promise((resolve) => setTimeout(resolve, 100));
+      await sleep(100);
     }
     await drive(gatewayUrl, tokens, { duration: 2 });
     const [floorAgain, many] = await compare([floorTarget, gatewayTarget]);
@@ -403,7 +404,7 @@ async function main(): Promise<void> {
   } finally {
     for (const child of children) child.kill('SIGTERM');
     await issuer.close();
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    await sleep(500);
     await database.stop();
     await rm(dataDir, { recursive: true, force: true });
   }

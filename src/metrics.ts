@@ -62,26 +62,11 @@ export function createMetrics(sources: MetricsSources) {
     },
   });
 
-  // One labelled child per outcome and type, made once: prom-client hashes the labels on every call otherwise.
-  const finished = new Map<string, { count: () => void; observe: (seconds: number) => void }>();
-  const finishedChild = (outcome: 'minted' | 'refused', configType: string) => {
-    const key = `${outcome} ${configType}`;
-    let child = finished.get(key);
-    if (!child) {
-      const counter = exchanges.labels(outcome, configType);
-      const histogram = exchangeSeconds.labels(outcome);
-      child = { count: () => counter.inc(), observe: (seconds) => histogram.observe(seconds) };
-      finished.set(key, child);
-    }
-    return child;
-  };
-
   return {
     registry,
     exchangeFinished(outcome: 'minted' | 'refused', configType: string, seconds: number): void {
-      const child = finishedChild(outcome, configType);
-      child.count();
-      child.observe(seconds);
+      exchanges.inc({ outcome, config_type: configType });
+      exchangeSeconds.observe({ outcome }, seconds);
     },
     issuerFetched(issuer: string, document: 'discovery' | 'jwks', ok: boolean): void {
       issuerFetches.inc({ issuer, document, result: ok ? 'ok' : 'error' });

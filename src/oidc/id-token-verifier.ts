@@ -255,6 +255,8 @@ export function createIdTokenVerifier(
       typeof header.alg === 'string' && typeof header.kid === 'string'
         ? state.picked.get(header.alg)?.get(header.kid)
         : undefined;
+    // One instant for jose's time checks and ours.
+    const now = options.now();
     try {
       const { payload } = await jwtVerify(
         idToken,
@@ -265,10 +267,10 @@ export function createIdTokenVerifier(
           algorithms: state.algorithms,
           clockTolerance: options.clockSkewSeconds,
           requiredClaims: ['exp'],
-          currentDate: options.now(),
+          currentDate: now,
         },
       );
-      if (typeof payload.iat === 'number' && payload.iat > clock() / 1000 + options.clockSkewSeconds) {
+      if (typeof payload.iat === 'number' && payload.iat > now.getTime() / 1000 + options.clockSkewSeconds) {
         throw invalid('issued in the future');
       }
       return payload;
