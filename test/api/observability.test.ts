@@ -7,6 +7,7 @@ import { ADMIN_AUTH, startTestGateway, type TestGateway, trustIssuer } from '../
 const lines: string[] = [];
 let gateway: TestGateway;
 let issuer: FakeIssuer;
+let mintedRequestId: string;
 
 beforeAll(async () => {
   gateway = await startTestGateway(
@@ -19,7 +20,9 @@ beforeAll(async () => {
     request(gateway.app)
       .post('/v1/auth/m2m/exchange')
       .send({ idToken: await issuer.sign({ sub }) });
-  expect((await exchange('ci-bot')).status).toBe(200);
+  const minted = await exchange('ci-bot');
+  expect(minted.status).toBe(200);
+  mintedRequestId = minted.headers['x-request-id']!;
   expect((await exchange('stranger')).status).toBe(401);
   expect((await exchange('ci-bot')).status).toBe(429);
 });
@@ -72,5 +75,13 @@ describe('logs', () => {
     const entries = lines.map((line) => JSON.parse(line) as { req?: { id?: string; path?: string }; msg: string });
     const completed = entries.find((entry) => entry.req?.id === id);
     expect(completed).toMatchObject({ msg: 'request completed', req: { id, path: '/v1/roles' } });
+  });
+
+  it('name the request on the audit line of an exchange too', () => {
+    const entries = lines.map((line) => JSON.parse(line) as { req?: { id?: string }; audit?: { requestId?: string } });
+    expect(entries.filter((entry) => entry.req?.id === mintedRequestId)).toHaveLength(1);
+    expect(entries.filter((entry) => entry.audit?.requestId === mintedRequestId)).toEqual([
+      expect.objectContaining({ audit: expect.objectContaining({ action: 'exchange', outcome: 'minted' }) }),
+    ]);
   });
 });

@@ -179,6 +179,18 @@ describe('slow and dead issuers', () => {
   });
 });
 
+describe('metrics', () => {
+  it('count the failed fetches per issuer', async () => {
+    const { text } = await request(gateway.app).get('/metrics').expect(200);
+    const failed = text
+      .split('\n')
+      .find((line) =>
+        line.startsWith(`m2m_issuer_fetches_total{issuer="${hostile.issuer}",document="jwks",result="error"} `),
+      );
+    expect(Number(failed?.split(' ').at(-1))).toBeGreaterThan(0);
+  });
+});
+
 describe('server-side request forgery', () => {
   let strict: TestGateway;
   let local: FakeIssuer;
