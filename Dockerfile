@@ -18,6 +18,9 @@ COPY --from=build --chown=root:root /app/node_modules ./node_modules
 COPY --from=build --chown=root:root /app/dist ./dist
 COPY --from=build --chown=root:root /app/prisma ./prisma
 COPY --from=build --chown=root:root /app/docs/openapi.yaml ./docs/openapi.yaml
+# Without DATABASE_URL the embedded database lives in ./.data (as with npm start): the gateway's user may
+# write there, and a volume mounted there keeps it.
+RUN mkdir /app/.data && chown node:node /app/.data
 USER node
 EXPOSE 8080
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \

@@ -36,6 +36,11 @@ describe('Dockerfile', () => {
     expect(dockerfile).toContain('npm prune --omit=dev');
     expect(dockerfile).toMatch(/^HEALTHCHECK .*\n.*\/healthz/m);
   });
+
+  it("lets that user write the embedded database's default DATA_DIR", () => {
+    expect(dockerfile).toMatch(/^RUN mkdir \/app\/\.data && chown node:node \/app\/\.data$/m);
+    expect(dockerfile.indexOf('chown node:node /app/.data')).toBeLessThan(dockerfile.indexOf('USER node'));
+  });
 });
 
 describe('src/config.ts', () => {
