@@ -6,7 +6,7 @@ import type { M2mConfigService } from './domain/m2m-config-service.js';
 import type { Metrics } from './metrics.js';
 import type { RoleService } from './domain/role-service.js';
 import { GatewayError } from './errors.js';
-import { ADMIN_FAILURES_PER_MINUTE, createAdminGuard, type Authenticate } from './http/auth.js';
+import { createAdminGuard, type Authenticate } from './http/auth.js';
 import { createRateLimiter } from './http/rate-limit.js';
 import type { AuditLog } from './db/audit-log.js';
 import { createAuditRoutes } from './http/audit-routes.js';
@@ -24,7 +24,7 @@ export interface AppDeps {
   readonly authenticate: Authenticate;
   /** Resolves when the database is reachable and migrated; rejects otherwise. */
   readonly checkReadiness: () => Promise<void>;
-  readonly trustProxy: boolean | number | string;
+  readonly trustProxy: false | number | readonly string[];
   readonly exchange: Exchange;
   readonly audit: AuditLog;
   readonly translateError: TranslateError;
@@ -41,7 +41,7 @@ export function createApp(deps: AppDeps): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
-  app.set('trust proxy', deps.trustProxy);
+  app.set('trust proxy', Array.isArray(deps.trustProxy) ? [...deps.trustProxy] : deps.trustProxy);
 
   // Our own id, never the caller's, so that the audit trail cannot be forged (SPEC §2). No answer is cached.
   app.use((req, res, next) => {
@@ -90,7 +90,7 @@ export function createApp(deps: AppDeps): Express {
     res.type(deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics());
   });
 
-  const guard = createAdminGuard(deps.authenticate, createRateLimiter(ADMIN_FAILURES_PER_MINUTE));
+  const guard = createAdminGuard(deps.authenticate);
   app.use(createStatusRoutes(guard, deps.checkReadiness));
   app.use(createWellKnownRoutes(deps.publication));
   app.use(createM2mRoutes(deps.configs, guard));

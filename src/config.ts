@@ -1,3 +1,6 @@
+import { X509Certificate } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { issuerUrlProblem } from './domain/m2m-config.js';
 import { createNetworkPolicy } from './oidc/network-policy.js';
@@ -16,6 +19,8 @@ export interface AppConfig {
   readonly gatewayIssuer: string;
   readonly adminPassword: string | undefined;
   readonly issuerCaFile: string | undefined;
+  /** The certificates of ISSUER_CA_FILE, read and checked at start. */
+  readonly issuerCaPem: string | undefined;
   readonly githubActionsIssuers: readonly string[];
   readonly kubeSaTokenFile: string;
   readonly kubeTokenReview: boolean;
@@ -26,11 +31,17 @@ export interface AppConfig {
   readonly keyEncryptionKey: Buffer | undefined;
   readonly issuerAllowPrivateNetworks: readonly string[];
   readonly exchangeRateLimit: number;
-  readonly trustProxy: boolean | number | string;
+  /** Express `trust proxy`: false, a hop count, or proxy addresses and subnets; never `true`. */
+  readonly trustProxy: false | number | readonly string[];
 }
 
+/** Every problem with the settings, one line each. */
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
+
+  constructor(readonly problems: readonly string[]) {
+    super(problems.join('\n'));
+  }
 }
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -107,6 +118,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): AppConf
     gatewayIssuer: httpUrl('GATEWAY_ISSUER', `http://localhost:${port}`),
     adminPassword: env.ADMIN_PASSWORD === '' ? undefined : env.ADMIN_PASSWORD,
     issuerCaFile: read('ISSUER_CA_FILE'),
+    issuerCaPem: readCaFile(read('ISSUER_CA_FILE'), problems),
     githubActionsIssuers,
     kubeSaTokenFile: read('KUBE_SA_TOKEN_FILE') ?? '/var/run/secrets/kubernetes.io/serviceaccount/token',
     kubeTokenReview: bool('KUBE_TOKEN_REVIEW'),
@@ -117,14 +129,20 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): AppConf
     keyEncryptionKey: readKeyEncryptionKey(read('KEY_ENCRYPTION_KEY'), problems),
     issuerAllowPrivateNetworks,
     exchangeRateLimit: integer('EXCHANGE_RATE_LIMIT', 600, 0, 1_000_000),
-    trustProxy: readTrustProxy(read('TRUST_PROXY')),
+    trustProxy: readTrustProxy(read('TRUST_PROXY'), problems),
   };
   if (config.databaseUrl !== undefined && read('KEY_ENCRYPTION_KEY') === undefined) {
     problems.push(
       'KEY_ENCRYPTION_KEY is required with DATABASE_URL (32 random bytes in base64: openssl rand -base64 32)',
     );
   }
-  if (problems.length > 0) throw new ConfigError(`invalid configuration: ${problems.join('; ')}`);
+  // Replicas on one database must agree on the issuer of their tokens, and a per-port default would differ.
+  if (config.databaseUrl !== undefined && read('GATEWAY_ISSUER') === undefined) {
+    problems.push(
+      'GATEWAY_ISSUER is required with DATABASE_URL, so that every replica mints and accepts the same issuer',
+    );
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze(config);
 }
 
@@ -138,10 +156,69 @@ function readKeyEncryptionKey(raw: string | undefined, problems: string[]): Buff
   return key;
 }
 
-/** Express's `trust proxy`: off, true, a hop count, or a list of addresses and subnets. */
-function readTrustProxy(raw: string | undefined): boolean | number | string {
-  if (raw === undefined || raw === 'off' || raw === 'false') return false;
-  if (raw === 'true') return true;
+/** Express's named subnets, which are as explicit as an address list. */
+const TRUST_PROXY_NAMES = ['loopback', 'linklocal', 'uniquelocal'];
+
+/**
+ * TRUST_PROXY: a hop count or a comma list of proxy addresses, subnets or
+ * Express's subnet names. `true` is refused: it would believe the leftmost
+ * X-Forwarded-For entry, which any client writes itself.
+ */
+function readTrustProxy(raw: string | undefined, problems: string[]): false | number | string[] {
+  if (raw === undefined || raw === 'false' || raw === '0') return false;
   if (/^\d+$/.test(raw)) return Number(raw);
-  return raw;
+  if (raw.toLowerCase() === 'true') {
+    problems.push(
+      'TRUST_PROXY=true is refused: it lets any client choose its address with X-Forwarded-For; ' +
+        "give the number of proxy hops or the proxies' addresses",
+    );
+    return false;
+  }
+  const entries = raw.split(',').map((entry) => entry.trim());
+  const wrong = entries.filter((entry) => !TRUST_PROXY_NAMES.includes(entry) && !isAddressOrSubnet(entry));
+  if (wrong.length > 0) {
+    problems.push(
+      `TRUST_PROXY must be a hop count or a comma list of proxy addresses or CIDRs, got ${JSON.stringify(raw)}`,
+    );
+    return false;
+  }
+  return entries;
+}
+
+function isAddressOrSubnet(entry: string): boolean {
+  const [address = '', prefix, ...rest] = entry.split('/');
+  const version = net.isIP(address);
+  if (version === 0 || rest.length > 0) return false;
+  return prefix === undefined || (/^\d+$/.test(prefix) && Number(prefix) <= (version === 4 ? 32 : 128));
+}
+
+const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g;
+
+/** ISSUER_CA_FILE: readable, and every certificate in it parses; at least one. */
+function readCaFile(file: string | undefined, problems: string[]): string | undefined {
+  if (file === undefined) return undefined;
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    const code = (error as { code?: string }).code;
+    problems.push(
+      `ISSUER_CA_FILE ${JSON.stringify(file)} cannot be read (${code === 'ENOENT' ? 'no such file' : code})`,
+    );
+    return undefined;
+  }
+  const certificates = text.match(PEM_CERTIFICATE) ?? [];
+  const unreadable = certificates.filter((pem) => {
+    try {
+      new X509Certificate(pem);
+      return false;
+    } catch {
+      return true;
+    }
+  });
+  if (certificates.length === 0 || unreadable.length > 0) {
+    problems.push(`ISSUER_CA_FILE ${JSON.stringify(file)} must be a PEM bundle of CA certificates`);
+    return undefined;
+  }
+  return certificates.join('\n');
 }

@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import { createApp } from './app.js';
 import type { AppConfig } from './config.js';
 import { createAdminCredentialRepository } from './db/admin-credential-repository.js';
-import { coalesce, listenForChanges } from './db/change-feed.js';
+import { coalesce, createReloadHealth, listenForChanges } from './db/change-feed.js';
 import { createConfigRepository } from './db/config-repository.js';
 import { readOrCreateSecret, startEmbeddedPostgres, type EmbeddedDatabase } from './db/embedded-postgres.js';
 import { applyMigrations, defaultMigrationsDir, packageRoot, readMigrations } from './db/migrate.js';
@@ -22,10 +22,11 @@ import type { IssuerPolicy, M2mConfigType } from './domain/m2m-config.js';
 import { createM2mConfigService, type ConfigStore, type DiscoverIssuer } from './domain/m2m-config-service.js';
 import { createRoleService, type RoleStore } from './domain/role-service.js';
 import { GatewayError, failedPrecondition, messageOf } from './errors.js';
-import { createAuthenticator } from './http/auth.js';
+import { ADMIN_FAILURES_PER_MINUTE, createAuthenticator } from './http/auth.js';
 import { createRateLimiter } from './http/rate-limit.js';
 import { createAccessTokenVerifier } from './keys/access-token-verifier.js';
 import { bootstrapAdminPassword, createAdminPasswordVerifier } from './keys/admin-password.js';
+import { createPasswordHasher } from './keys/password-hasher.js';
 import { createKeyRing, newJti, type KeyRing } from './keys/signing-keys.js';
 import { discoverIssuer } from './oidc/discovery.js';
 import { DEFAULT_OUTBOUND_LIMITS, createHttpsJsonClient, type HttpsJsonClient } from './oidc/https-client.js';
@@ -63,6 +64,12 @@ export interface GatewayOptions {
   readonly outboundTimeoutMs?: number;
   /** The bound on waiting for an issuer's keys in all (10 s). */
   readonly keyFetchDeadlineMs?: number;
+  /** How often configs, roles and keys are re-read whatever the change feed says (30 s). */
+  readonly fullReloadIntervalMs?: number;
+  /** How often the change feed's connection must prove it is alive (10 s). */
+  readonly feedHealthIntervalMs?: number;
+  /** How long without a successful reload before the replica reports not ready (60 s). */
+  readonly maxReloadAgeMs?: number;
 }
 
 /** Add/Update run discovery first; a failure stores nothing (SPEC §1, Δ: Central answers 500). */
@@ -173,7 +180,7 @@ function auditedExchange(deps: ExchangeDeps, audit: AuditLog, metrics: Metrics) 
 function trustedCas(config: AppConfig): string[] {
   const clusterCa = path.join(path.dirname(config.kubeSaTokenFile), 'ca.crt');
   return [
-    ...(config.issuerCaFile === undefined ? [] : [readFileSync(config.issuerCaFile, 'utf8')]),
+    ...(config.issuerCaPem === undefined ? [] : [config.issuerCaPem]),
     ...(existsSync(clusterCa) ? [readFileSync(clusterCa, 'utf8')] : []),
   ];
 }
@@ -223,28 +230,6 @@ export async function startGateway(config: AppConfig, logger: Logger, options: G
     });
     const audit = createAuditLog(db, pool, logger, metrics.auditBatchWritten);
     closers.push(() => audit.close());
-    const refresh = coalesce(async () => {
-      const [configs, roles] = await Promise.all([configRepository.list(), roleRepository.list(), keyRing.reload()]);
-      configCache.replace(configs);
-      roleCache.replace(roles);
-    });
-
-    const roles = createRoleService(
-      reloadingAfterWrites(roleRepository, refresh, ['create', 'upsert', 'remove']),
-      audit,
-    );
-    await roles.ensureBuiltIns();
-    const credentials = createAdminCredentialRepository(db);
-    const generatedAdminPassword = await bootstrapAdminPassword(credentials, config.adminPassword);
-    await keyRing.ensureActiveKey();
-    await refresh();
-    const feed = await listenForChanges(
-      url,
-      () => void refresh().catch((error: unknown) => logger.error({ err: error }, 'reload failed')),
-      logger,
-    );
-    closers.push(() => feed.close());
-
     const issuerPolicy: IssuerPolicy = {
       githubActionsIssuers: config.githubActionsIssuers,
       kubeServiceAccountIssuer: () => readOwnServiceAccountIssuer(config.kubeSaTokenFile),
@@ -264,15 +249,6 @@ export async function startGateway(config: AppConfig, logger: Logger, options: G
     const kubeHttp = createKubeIssuerClient(clusterHttp, kube);
     closers.push(async () => [http, clusterHttp].forEach((client) => client.close()));
     const clientFor = (type: M2mConfigType) => (type === 'KUBE_SERVICE_ACCOUNT' ? kubeHttp : http);
-    const configs = createM2mConfigService({
-      store: reloadingAfterWrites(configRepository, refresh, ['save', 'remove']),
-      audit,
-      roles: roleRepository,
-      discoverIssuer: discoverBeforeWrite(clientFor),
-      issuerPolicy,
-      newId: randomUUID,
-    });
-
     // One issuer's clients may use many addresses; their sum is bounded too (docs/security.md).
     const issuerLimiter = createRateLimiter(config.exchangeRateLimit * ISSUER_LIMIT_FACTOR);
     const verifier = createIdTokenVerifier({
@@ -283,6 +259,58 @@ export async function startGateway(config: AppConfig, logger: Logger, options: G
       refetchCooldownMs: options.jwksRefetchCooldownMs,
       keyFetchDeadlineMs: options.keyFetchDeadlineMs,
     });
+    // Each part reloads on its own: a key problem never holds up config changes, nor one config the others.
+    const reloads = createReloadHealth(performance.now.bind(performance));
+    const refresh = coalesce(async () => {
+      const [configsRead, rolesRead, keysRead] = await Promise.allSettled([
+        configRepository.list(),
+        roleRepository.list(),
+        keyRing.reload(),
+      ]);
+      if (configsRead.status === 'fulfilled') {
+        for (const { config: unusable, reason } of configCache.replace(configsRead.value)) {
+          logger.error(
+            { configId: unusable.id, issuer: unusable.issuer, reason },
+            'config cannot be used; its exchanges are refused',
+          );
+        }
+        verifier.retainOnly(configCache.issuers());
+      }
+      if (rolesRead.status === 'fulfilled') roleCache.replace(rolesRead.value);
+      const failed = [configsRead, rolesRead, keysRead].find((read) => read.status === 'rejected');
+      if (failed) throw failed.reason;
+      reloads.succeeded();
+    });
+    const reloadInBackground = () =>
+      void refresh().catch((error: unknown) => logger.error({ err: error }, 'reload failed'));
+
+    const roles = createRoleService(
+      reloadingAfterWrites(roleRepository, refresh, ['create', 'upsert', 'remove']),
+      audit,
+    );
+    await roles.ensureBuiltIns();
+    const credentials = createAdminCredentialRepository(db);
+    const passwords = createPasswordHasher();
+    closers.push(() => passwords.close());
+    const generatedAdminPassword = await bootstrapAdminPassword(credentials, passwords, config.adminPassword);
+    await keyRing.ensureActiveKey();
+    await refresh();
+    const feed = await listenForChanges(url, reloadInBackground, logger, options.feedHealthIntervalMs);
+    closers.push(() => feed.close());
+    // Whatever happens to the feed, every replica re-reads everything this often (a revoked token cannot outlive it).
+    const periodicReload = setInterval(reloadInBackground, options.fullReloadIntervalMs ?? 30_000);
+    periodicReload.unref();
+    closers.push(async () => clearInterval(periodicReload));
+
+    const configs = createM2mConfigService({
+      store: reloadingAfterWrites(configRepository, refresh, ['save', 'remove']),
+      audit,
+      roles: roleRepository,
+      discoverIssuer: discoverBeforeWrite(clientFor),
+      issuerPolicy,
+      newId: randomUUID,
+    });
+
     const exchangeDeps: ExchangeDeps = {
       configs: configCache,
       verifier: config.kubeTokenReview ? withTokenReview(verifier, createTokenReviewer(clusterHttp, kube)) : verifier,
@@ -302,11 +330,13 @@ export async function startGateway(config: AppConfig, logger: Logger, options: G
         WHERE finished_at IS NOT NULL AND rolled_back_at IS NULL AND migration_name = ANY(${migrationNames})`;
       if (Number(row?.applied) !== migrationNames.length) throw new Error('migrations are not applied');
       if (!keyRing.hasActiveKey) throw new Error('no signing key is loaded');
+      reloads.assertRecent(options.maxReloadAgeMs ?? 60_000);
     };
 
     const authenticate = createAuthenticator(
-      createAdminPasswordVerifier(credentials),
+      createAdminPasswordVerifier(credentials, passwords),
       createAccessTokenVerifier({ keyRing, issuer: config.gatewayIssuer, configs: configCache, roles: roleCache, now }),
+      createRateLimiter(ADMIN_FAILURES_PER_MINUTE),
     );
     const app = createApp({
       logger,

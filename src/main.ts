@@ -43,10 +43,13 @@ async function main(): Promise<void> {
 }
 
 main().catch((error: unknown) => {
-  if (error instanceof ConfigError) process.stderr.write(`${error.message}\n`);
-  else
-    process.stderr.write(
-      `m2m-gateway failed to start: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
-    );
+  // A wrong setting is the operator's to fix: every problem, one line each, no stack trace, exit 2.
+  if (error instanceof ConfigError) {
+    process.stderr.write(`${error.message}\n`);
+    process.exit(2);
+  }
+  process.stderr.write(
+    `m2m-gateway failed to start: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+  );
   process.exit(1);
 });

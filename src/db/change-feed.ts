@@ -28,12 +28,28 @@ export function coalesce(task: () => Promise<void>): () => Promise<void> {
   return run;
 }
 
+/** pg keeps its socket private; a connection that answers nothing can only be let go by destroying it. */
+function abandon(client: pg.Client): void {
+  void client.end().catch(() => undefined);
+  (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
+}
+
 /**
  * Calls `onChange` for every change another replica (or this one) commits to
  * configs, mappings, roles or keys (the triggers of the second migration), and
  * after every reconnect, since changes may have been missed meanwhile.
+ *
+ * A NAT or load balancer may forget an idle connection without closing it, so
+ * that notifications silently stop. Every `healthIntervalMs` the connection
+ * must answer a query within that time; one that does not is let go and
+ * replaced. (The caller's periodic full reload covers the time in between.)
  */
-export async function listenForChanges(databaseUrl: string, onChange: () => void, logger: Logger) {
+export async function listenForChanges(
+  databaseUrl: string,
+  onChange: () => void,
+  logger: Logger,
+  healthIntervalMs = 10_000,
+) {
   let client: pg.Client | undefined;
   let closed = false;
   let retry: NodeJS.Timeout | undefined;
@@ -43,11 +59,16 @@ export async function listenForChanges(databaseUrl: string, onChange: () => void
     next.on('notification', () => onChange());
     next.on('error', (error) => {
       logger.warn({ err: error }, 'change feed lost its connection');
-      void next.end().catch(() => undefined);
+      abandon(next);
       if (client === next) schedule();
     });
-    await next.connect();
-    await next.query(`LISTEN ${CHANGES_CHANNEL}`);
+    try {
+      await next.connect();
+      await next.query(`LISTEN ${CHANGES_CHANNEL}`);
+    } catch (error) {
+      abandon(next);
+      throw error;
+    }
     client = next;
   };
 
@@ -58,17 +79,60 @@ export async function listenForChanges(databaseUrl: string, onChange: () => void
       retry = undefined;
       connect()
         .then(() => onChange())
-        .catch(() => schedule());
+        .catch((error: unknown) => {
+          logger.warn({ err: error }, 'change feed could not listen again; retrying');
+          schedule();
+        });
     }, RECONNECT_DELAY_MS);
     retry.unref();
   };
+
+  const probe = async () => {
+    const listening = client;
+    if (!listening) return;
+    let timer: NodeJS.Timeout | undefined;
+    const silent = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer within ${healthIntervalMs} ms`)), healthIntervalMs);
+    });
+    try {
+      await Promise.race([listening.query('SELECT 1'), silent]);
+    } catch (error) {
+      if (client !== listening || closed) return;
+      logger.warn({ err: error }, 'change feed stopped answering; listening again on a new connection');
+      abandon(listening);
+      schedule();
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+  const health = setInterval(() => void probe(), healthIntervalMs);
+  health.unref();
 
   await connect();
   return {
     async close(): Promise<void> {
       closed = true;
+      clearInterval(health);
       clearTimeout(retry);
-      await client?.end().catch(() => undefined);
+      if (client) abandon(client);
+    },
+  };
+}
+
+/**
+ * When the replica last reloaded everything: one that could not for too long
+ * may be holding revoked configs, and says so on /readyz.
+ */
+export function createReloadHealth(monotonicMs: () => number) {
+  let lastSuccess = monotonicMs();
+  return {
+    succeeded(): void {
+      lastSuccess = monotonicMs();
+    },
+    /** @throws Error when the last successful reload is older than `maxAgeMs` */
+    assertRecent(maxAgeMs: number): void {
+      const age = monotonicMs() - lastSuccess;
+      if (age > maxAgeMs) throw new Error(`configs were last reloaded ${Math.round(age / 1000)} s ago`);
     },
   };
 }

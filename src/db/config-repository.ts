@@ -1,6 +1,6 @@
 import type { ConfigStore } from '../domain/m2m-config-service.js';
 import { issuerTaken } from '../domain/m2m-config-service.js';
-import type { M2mConfig } from '../domain/m2m-config.js';
+import type { StoredM2mConfig } from '../domain/m2m-config.js';
 import { invalidArgument } from '../errors.js';
 import { isForeignKeyViolation, isUniqueViolation } from './database-errors.js';
 import type { Database } from './prisma.js';
@@ -11,13 +11,14 @@ type ConfigRow = Awaited<ReturnType<Database['m2mConfig']['findMany']>>[number] 
   mappings: { key: string; valueExpression: string; roleName: string }[];
 };
 
-const toConfig = (row: ConfigRow): M2mConfig => ({
+const toConfig = (row: ConfigRow): StoredM2mConfig => ({
   id: row.id,
   type: row.type,
   tokenExpirationDuration: row.tokenExpirationDuration,
   mappings: row.mappings.map((m) => ({ key: m.key, valueExpression: m.valueExpression, role: m.roleName })),
   issuer: row.issuer,
   audience: row.audience,
+  incarnation: row.incarnation,
 });
 
 export function createConfigRepository(db: Database): ConfigStore {
@@ -47,6 +48,7 @@ export function createConfigRepository(db: Database): ConfigStore {
         tokenExpirationDuration: config.tokenExpirationDuration,
         issuer: config.issuer,
         audience: config.audience,
+        incarnation: config.incarnation,
       };
       try {
         await db.$transaction([

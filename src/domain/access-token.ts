@@ -12,6 +12,8 @@ export interface AccessTokenClaims {
   readonly exp: number;
   readonly name: string;
   readonly roles: readonly string[];
+  /** The incarnation of the config it was minted under: a later one does not accept it. */
+  readonly config_incarnation: string;
   readonly external_user: {
     readonly user_id: string;
     readonly full_name: string;
@@ -22,6 +24,7 @@ export interface AccessTokenClaims {
 export interface AccessTokenInput {
   readonly issuer: string;
   readonly configId: string;
+  readonly configIncarnation: string;
   readonly identity: Identity;
   readonly claims: FlatClaims;
   readonly roles: readonly string[];
@@ -42,6 +45,7 @@ export function buildAccessTokenClaims(input: AccessTokenInput): AccessTokenClai
     exp: iat + Math.floor(input.lifetimeSeconds),
     name: input.identity.friendlyName,
     roles: input.roles.filter((role) => role !== NONE_ROLE),
+    config_incarnation: input.configIncarnation,
     external_user: {
       user_id: input.identity.userId,
       full_name: input.identity.friendlyName,

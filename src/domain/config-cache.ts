@@ -1,12 +1,31 @@
 import type { ActiveConfig, ConfigLookup } from './exchange.js';
-import { tokenLifetimeSeconds, type M2mConfig } from './m2m-config.js';
+import { tokenLifetimeSeconds, type StoredM2mConfig } from './m2m-config.js';
 import { compileMappings } from './role-mapping.js';
 import type { Role } from './roles.js';
+import { messageOf } from '../errors.js';
+
+/** A stored config that could not be made ready for exchanges, and why. */
+export interface UnusableConfig {
+  readonly config: StoredM2mConfig;
+  readonly reason: string;
+}
+
+const NO_MAPPINGS = compileMappings([]);
+
+function activate(config: StoredM2mConfig): ActiveConfig {
+  try {
+    return { config, mappings: compileMappings(config.mappings), lifetimeSeconds: tokenLifetimeSeconds(config) };
+  } catch (error) {
+    // Refused at exchange time, never a reason to stop loading the others.
+    return { config, mappings: NO_MAPPINGS, lifetimeSeconds: 0, unusable: messageOf(error) };
+  }
+}
 
 /**
  * The configs held in memory for the exchange path (no database query per
  * exchange). `replace` swaps in a fresh snapshot; configs whose stored form
- * did not change keep their compiled mappings.
+ * did not change keep their compiled mappings. A config that cannot be
+ * compiled is kept as unusable, so that it is refused, not skipped.
  */
 export function createConfigCache() {
   let byIssuer = new Map<string, ActiveConfig>();
@@ -19,23 +38,29 @@ export function createConfigCache() {
     get size() {
       return byId.size;
     },
+    /** The issuers of every config held. */
+    issuers: (): ReadonlySet<string> => new Set(byIssuer.keys()),
 
-    replace(configs: readonly M2mConfig[]): void {
+    /** @returns the configs that this replace found unusable (each once, until it changes), for the log */
+    replace(configs: readonly StoredM2mConfig[]): UnusableConfig[] {
       const nextById = new Map<string, ActiveConfig>();
       const nextFingerprints = new Map<string, string>();
+      const unusable: UnusableConfig[] = [];
       for (const config of configs) {
         const fingerprint = JSON.stringify(config);
         const previous = byId.get(config.id);
-        const active =
-          previous && fingerprints.get(config.id) === fingerprint
-            ? previous
-            : { config, mappings: compileMappings(config.mappings), lifetimeSeconds: tokenLifetimeSeconds(config) };
+        let active = previous;
+        if (!active || fingerprints.get(config.id) !== fingerprint) {
+          active = activate(config);
+          if (active.unusable !== undefined) unusable.push({ config, reason: active.unusable });
+        }
         nextById.set(config.id, active);
         nextFingerprints.set(config.id, fingerprint);
       }
       byId = nextById;
       fingerprints = nextFingerprints;
       byIssuer = new Map([...nextById.values()].map((active) => [active.config.issuer, active]));
+      return unusable;
     },
   } satisfies ConfigLookup & Record<string, unknown>;
 }

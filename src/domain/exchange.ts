@@ -1,17 +1,19 @@
 import { GatewayError, invalidArgument, tooManyRequests } from '../errors.js';
 import { buildAccessTokenClaims, type AccessTokenClaims } from './access-token.js';
-import { TooManyClaimsError, flattenClaims } from './claims.js';
+import { InvalidClaimsError, flattenClaims } from './claims.js';
 import { IdentityError, identify } from './identity.js';
 import { MalformedJwsError, decodeUnverifiedJws } from './jws.js';
 import type { JsonObject } from './problems.js';
-import type { M2mConfig } from './m2m-config.js';
+import type { M2mConfig, StoredM2mConfig } from './m2m-config.js';
 import { resolveRoles, type CompiledMappings } from './role-mapping.js';
 
 /** A stored config, ready for exchanges: mappings compiled, lifetime parsed. */
 export interface ActiveConfig {
-  readonly config: M2mConfig;
+  readonly config: StoredM2mConfig;
   readonly mappings: CompiledMappings;
   readonly lifetimeSeconds: number;
+  /** Set when the stored config could not be compiled: it is refused, never skipped. */
+  readonly unusable?: string;
 }
 
 export interface ConfigLookup {
@@ -91,16 +93,25 @@ export async function exchangeToken(deps: ExchangeDeps, idToken: unknown): Promi
 
   const active = deps.configs.byIssuer(issuer);
   if (!active) throw unauthenticated(`issuer ${JSON.stringify(issuer)} is not configured`);
+  if (active.unusable !== undefined) {
+    throw new GatewayError(
+      'UNAVAILABLE',
+      `the config of issuer ${JSON.stringify(issuer)} cannot be used; see the gateway's log`,
+    );
+  }
   const { config } = active;
-  const wait = deps.admitIssuer?.(issuer) ?? 0;
-  if (wait > 0) throw tooManyRequests(`too many exchanges for issuer ${JSON.stringify(issuer)}`, wait);
 
   const verified = await deps.verifier.verify(idToken, config, header);
+  // Only tokens the issuer really signed spend its budget: forgeries naming it cannot cut off its clients.
+  const wait = deps.admitIssuer?.(issuer) ?? 0;
+  if (wait > 0) throw tooManyRequests(`too many exchanges for issuer ${JSON.stringify(issuer)}`, wait);
   let claims;
   try {
-    claims = flattenClaims(verified);
+    // The payload text decoded above is the segment whose signature was just verified: it tells which numbers
+    // JSON.parse rounded.
+    ({ claims } = flattenClaims(verified, unverified.payloadText));
   } catch (error) {
-    if (!(error instanceof TooManyClaimsError)) throw error;
+    if (!(error instanceof InvalidClaimsError)) throw error;
     throw unauthenticated(`ID token is invalid: ${error.message}`);
   }
   const roles = resolveRoles(active.mappings, claims);
@@ -117,6 +128,7 @@ export async function exchangeToken(deps: ExchangeDeps, idToken: unknown): Promi
   const accessClaims = buildAccessTokenClaims({
     issuer: deps.gatewayIssuer,
     configId: config.id,
+    configIncarnation: config.incarnation,
     identity,
     claims,
     roles,

@@ -1,8 +1,14 @@
+import { stringEnd } from './json-text.js';
 import { isJsonObject, type JsonObject } from './problems.js';
 
 export interface UnverifiedJws {
   readonly header: JsonObject;
   readonly payload: JsonObject;
+  /**
+   * The text `payload` was parsed from. Once the token is verified these are
+   * the signed bytes, and they keep numbers as written where JSON.parse rounds.
+   */
+  readonly payloadText: string;
 }
 
 export class MalformedJwsError extends Error {
@@ -29,11 +35,17 @@ export function decodeUnverifiedJws(token: string): UnverifiedJws {
   ) {
     throw new MalformedJwsError('not a compact JWS');
   }
-  return { header: decodeSegment(segments[0]!, 'header'), payload: decodeSegment(segments[1]!, 'payload') };
+  const payloadText = segmentText(segments[1]!);
+  return {
+    header: parseSegment(segmentText(segments[0]!), 'header'),
+    payload: parseSegment(payloadText, 'payload'),
+    payloadText,
+  };
 }
 
-function decodeSegment(segment: string, part: string): JsonObject {
-  const text = Buffer.from(segment, 'base64url').toString('utf8');
+const segmentText = (segment: string) => Buffer.from(segment, 'base64url').toString('utf8');
+
+function parseSegment(text: string, part: string): JsonObject {
   let value: unknown;
   try {
     value = JSON.parse(text);
@@ -56,8 +68,7 @@ export function hasDuplicateMember(json: string): boolean {
   for (let i = 0; i < json.length; i++) {
     const char = json[i];
     if (char === '"') {
-      let end = json.indexOf('"', i + 1);
-      while (isEscaped(json, end)) end = json.indexOf('"', end + 1);
+      const end = stringEnd(json, i);
       if (expectingName) {
         const raw = json.slice(i + 1, end);
         const name = raw.includes('\\') ? (JSON.parse(`"${raw}"`) as string) : raw;
@@ -81,11 +92,4 @@ export function hasDuplicateMember(json: string): boolean {
     }
   }
   return false;
-}
-
-/** Whether the quote at `index` is escaped: preceded by an odd number of backslashes. */
-function isEscaped(json: string, index: number): boolean {
-  let backslashes = 0;
-  while (json[index - 1 - backslashes] === '\\') backslashes += 1;
-  return backslashes % 2 === 1;
 }

@@ -1,15 +1,22 @@
 import { GatewayError, invalidArgument, notFound } from '../errors.js';
 import type { AuditContext, AuditTrail } from './audit.js';
 import { isJsonObject } from './problems.js';
-import { parseM2mConfig, type IssuerPolicy, type M2mConfig, type M2mConfigFields } from './m2m-config.js';
+import {
+  parseM2mConfig,
+  trustsTheSame,
+  type IssuerPolicy,
+  type M2mConfig,
+  type M2mConfigFields,
+  type StoredM2mConfig,
+} from './m2m-config.js';
 
 /** The configs as stored. Writes replace a config and its mappings atomically. */
 export interface ConfigStore {
-  list(): Promise<M2mConfig[]>;
-  get(id: string): Promise<M2mConfig | undefined>;
-  findByIssuer(issuer: string): Promise<M2mConfig | undefined>;
+  list(): Promise<StoredM2mConfig[]>;
+  get(id: string): Promise<StoredM2mConfig | undefined>;
+  findByIssuer(issuer: string): Promise<StoredM2mConfig | undefined>;
   /** @throws GatewayError ALREADY_EXISTS when another config has the issuer */
-  save(config: M2mConfig): Promise<void>;
+  save(config: StoredM2mConfig): Promise<void>;
   remove(id: string): Promise<void>;
 }
 
@@ -50,7 +57,8 @@ export function createM2mConfigService(deps: M2mConfigServiceDeps) {
     if (holder && holder.id !== config.id) throw issuerTaken(config.issuer);
     await deps.discoverIssuer(config);
     const before = await store.get(config.id);
-    await store.save(config);
+    const incarnation = before && trustsTheSame(before, config) ? before.incarnation : deps.newId();
+    await store.save({ ...config, incarnation });
     await deps.audit.record({
       action: before ? 'config.update' : 'config.create',
       outcome: 'applied',

@@ -1,7 +1,7 @@
 import { Problems, isJsonObject, type JsonObject } from './problems.js';
 import { DurationSyntaxError, NANOS_PER_SECOND, parseGoDuration } from './go-duration.js';
 import { MAX_ROLE_NAME_LENGTH } from './roles.js';
-import { valueExpressionProblem } from './role-mapping.js';
+import { MappingSetError, compileMappings, valueExpressionProblem } from './role-mapping.js';
 
 export const M2M_CONFIG_TYPES = ['GENERIC', 'GITHUB_ACTIONS', 'KUBE_SERVICE_ACCOUNT'] as const;
 export type M2mConfigType = (typeof M2M_CONFIG_TYPES)[number];
@@ -23,6 +23,19 @@ export interface M2mConfig {
 }
 
 export type M2mConfigFields = Omit<M2mConfig, 'id'>;
+
+/**
+ * A config as stored: with its incarnation, which changes when the config is
+ * created (again) or what it trusts changes. Gateway tokens carry it, so none
+ * outlives the incarnation it was minted under. Never on the wire.
+ */
+export interface StoredM2mConfig extends M2mConfig {
+  readonly incarnation: string;
+}
+
+/** Whether a write keeps what `before` trusted, so that its tokens stay valid (roles are evaluated again). */
+export const trustsTheSame = (before: M2mConfig, after: M2mConfig): boolean =>
+  before.issuer === after.issuer && before.audience === after.audience;
 
 export const GITHUB_ACTIONS_ISSUER = 'https://token.actions.githubusercontent.com';
 
@@ -71,7 +84,12 @@ export function parseM2mConfig(
   const type = readType(input.type, problems);
   const tokenExpirationDuration = readString(input, 'tokenExpirationDuration', problems);
   checkDuration(tokenExpirationDuration, problems);
-  const mappings = readMappings(input.mappings, roleExists, problems);
+  const invalidExpressions = new Set<RoleMapping>();
+  const mappings = readMappings(input.mappings, roleExists, problems, invalidExpressions);
+  checkMappingsCompile(
+    mappings.filter((mapping) => !invalidExpressions.has(mapping)),
+    problems,
+  );
   const audience = readString(input, 'audience', problems);
   if (audience.length > MAX_AUDIENCE_LENGTH) {
     problems.add(`audience is longer than ${MAX_AUDIENCE_LENGTH} characters`);
@@ -120,7 +138,12 @@ function checkDuration(text: string, problems: Problems): void {
   }
 }
 
-function readMappings(value: unknown, roleExists: (name: string) => boolean, problems: Problems): RoleMapping[] {
+function readMappings(
+  value: unknown,
+  roleExists: (name: string) => boolean,
+  problems: Problems,
+  invalidExpressions: Set<RoleMapping>,
+): RoleMapping[] {
   if (value === undefined || (Array.isArray(value) && value.length === 0)) {
     problems.add('at least one mapping is required');
     return [];
@@ -146,14 +169,28 @@ function readMappings(value: unknown, roleExists: (name: string) => boolean, pro
     else if (key.length > MAX_MAPPING_KEY_LENGTH) {
       problems.add(`${where}.key is longer than ${MAX_MAPPING_KEY_LENGTH} characters`);
     }
+    const mapping = { key, valueExpression, role };
     const expressionProblem = valueExpressionProblem(valueExpression);
-    if (expressionProblem) problems.add(`${where}.valueExpression ${expressionProblem}`);
+    if (expressionProblem) {
+      problems.add(`${where}.valueExpression ${expressionProblem}`);
+      invalidExpressions.add(mapping);
+    }
     if (role === '') problems.add(`${where}.role is empty`);
     else if (role.length > MAX_ROLE_NAME_LENGTH) {
       problems.add(`${where}.role is longer than ${MAX_ROLE_NAME_LENGTH} characters`);
     } else if (!roleExists(role)) problems.add(`${where}.role ${JSON.stringify(role)} does not exist`);
-    return { key, valueExpression, role };
+    return mapping;
   });
+}
+
+/** Exchanges compile each claim key's expressions as one set: what passes here always loads. */
+function checkMappingsCompile(mappings: readonly RoleMapping[], problems: Problems): void {
+  try {
+    compileMappings(mappings);
+  } catch (error) {
+    if (!(error instanceof MappingSetError)) throw error;
+    problems.add(error.message);
+  }
 }
 
 function resolveIssuer(type: M2mConfigType, given: string, policy: IssuerPolicy, problems: Problems): string {

@@ -40,10 +40,25 @@ export interface CompiledMappings {
   }[];
 }
 
+/** The expressions on one claim key are too large for RE2 as one set, though each compiles alone. */
+export class MappingSetError extends Error {
+  override readonly name = 'MappingSetError';
+
+  constructor(
+    readonly key: string,
+    reason: string,
+  ) {
+    super(`the mappings on claim ${JSON.stringify(key)} cannot be compiled together: ${reason}`);
+  }
+}
+
 /**
  * Compiles a stored config's mappings. Expressions on the same claim key go
  * into one RE2 set, so a claim value is scanned once however many mappings
- * name its key.
+ * name its key. Validation calls this very function, so that what is stored
+ * is exactly what exchanges can compile.
+ *
+ * @throws MappingSetError when one key's set does not compile
  */
 export function compileMappings(mappings: readonly RoleMapping[]): CompiledMappings {
   const groups = new Map<string, { expressions: string[]; roles: { role: string; position: number }[] }>();
@@ -54,11 +69,15 @@ export function compileMappings(mappings: readonly RoleMapping[]): CompiledMappi
     groups.set(key, group);
   });
   return {
-    byKey: [...groups].map(([key, group]) => ({
-      key,
-      expressions: compileWholeValueSet(group.expressions),
-      roles: group.roles,
-    })),
+    byKey: [...groups].map(([key, group]) => {
+      let expressions;
+      try {
+        expressions = compileWholeValueSet(group.expressions);
+      } catch (error) {
+        throw new MappingSetError(key, messageOf(error));
+      }
+      return { key, expressions, roles: group.roles };
+    }),
   };
 }
 

@@ -20,25 +20,66 @@ const ADMIN: Principal = {
   attributes: { username: [ADMIN_USERNAME], role: [ADMIN_ROLE] },
 };
 
+type Credentials =
+  | { readonly scheme: 'basic'; readonly username: string; readonly password: string }
+  | { readonly scheme: 'bearer'; readonly token: string };
+
+/** The credentials of an Authorization header; undefined for none, another scheme or a malformed one. */
+function credentialsOf(authorization: string | undefined): Credentials | undefined {
+  const [scheme = '', value = ''] = (authorization ?? '').trim().split(/\s+/, 2);
+  switch (scheme.toLowerCase()) {
+    case 'basic': {
+      const decoded = Buffer.from(value, 'base64').toString('utf8');
+      const colon = decoded.indexOf(':');
+      return colon < 0
+        ? undefined
+        : { scheme: 'basic', username: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
+    }
+    case 'bearer':
+      return value === '' ? undefined : { scheme: 'bearer', token: value };
+    default:
+      return undefined;
+  }
+}
+
+/** Wrong admin passwords allowed per client address and minute; more are refused before any check. */
+export const ADMIN_FAILURES_PER_MINUTE = 10;
+
+const slowDown = (seconds: number) => tooManyRequests('too many failed logins from this address', seconds);
+
 /**
  * Turns an Authorization header into a Principal: Basic for the bootstrap
- * admin, Bearer for tokens this gateway minted (SPEC §2).
+ * admin, Bearer for tokens this gateway minted.
+ *
+ * Password guessing is slowed per client address, never turned into a
+ * lock-out (docs/security.md): only a Basic attempt whose password does not
+ * verify is a guess. The guess is taken from the address's budget before the
+ * deliberately slow check starts, so a concurrent burst cannot overrun it,
+ * and given back when the password verifies or was never checked. Requests
+ * with no, malformed or Bearer credentials never touch the budget.
  */
-export function createAuthenticator(verifyAdmin: VerifyAdminPassword, verifyBearer: VerifyBearerToken) {
-  return async function authenticate(authorization: string | undefined): Promise<Principal | undefined> {
-    const [scheme = '', credentials = ''] = (authorization ?? '').trim().split(/\s+/, 2);
-    switch (scheme.toLowerCase()) {
-      case 'basic': {
-        const decoded = Buffer.from(credentials, 'base64').toString('utf8');
-        const colon = decoded.indexOf(':');
-        if (colon < 0) return undefined;
-        return (await verifyAdmin(decoded.slice(0, colon), decoded.slice(colon + 1))) ? ADMIN : undefined;
-      }
-      case 'bearer':
-        return credentials === '' ? undefined : verifyBearer(credentials);
-      default:
-        return undefined;
+export function createAuthenticator(
+  verifyAdmin: VerifyAdminPassword,
+  verifyBearer: VerifyBearerToken,
+  guesses: RateLimiter,
+) {
+  return async function authenticate(
+    authorization: string | undefined,
+    client: string,
+  ): Promise<Principal | undefined> {
+    const credentials = credentialsOf(authorization);
+    if (credentials?.scheme === 'bearer') return verifyBearer(credentials.token);
+    if (credentials?.scheme !== 'basic') return undefined;
+
+    const wait = guesses.take(client);
+    if (wait > 0) throw slowDown(wait);
+    let verified: boolean | undefined;
+    try {
+      verified = await verifyAdmin(credentials.username, credentials.password);
+    } finally {
+      if (verified !== false) guesses.refund(client);
     }
+    return verified ? ADMIN : undefined;
   };
 }
 
@@ -54,26 +95,15 @@ export const auditContext = (req: Request, res: Response): AuditContext => ({
 
 const unauthenticated = () => new GatewayError('UNAUTHENTICATED', 'credentials are missing or invalid');
 
-/** Failed admin logins allowed per client address and minute before the address must wait. */
-export const ADMIN_FAILURES_PER_MINUTE = 10;
-
-const slowDown = (seconds: number) => tooManyRequests('too many failed logins from this address', seconds);
-
 /**
  * The admin API's door: `identity` lets any valid identity in and leaves it in
  * `res.locals`; `access(level)` also demands that level on the `Access`
- * resource (SPEC §2). An address that keeps failing is made to wait,
- * whatever it sends next (brute force).
+ * resource.
  */
-export function createAdminGuard(authenticate: Authenticate, failures: RateLimiter) {
+export function createAdminGuard(authenticate: Authenticate) {
   const identity: RequestHandler = async (req, res, next) => {
-    const client = req.ip ?? '';
-    const wait = failures.wait(client);
-    if (wait > 0) throw slowDown(wait);
-    const principal = await authenticate(req.get('authorization'));
+    const principal = await authenticate(req.get('authorization'), req.ip ?? '');
     if (!principal) {
-      const penalty = failures.take(client);
-      if (penalty > 0) throw slowDown(penalty);
       res.set('WWW-Authenticate', 'Basic realm="m2m-gateway", Bearer');
       throw unauthenticated();
     }

@@ -26,26 +26,67 @@ export function sendError(res: Response, error: GatewayError, status = HTTP_STAT
   res.status(status).json({ code: GRPC_CODES[error.code], message: error.message, details: [], error: error.message });
 }
 
-/** body-parser's errors carry a `type`; these are the caller's fault. */
-function fromBodyParser(error: {
-  type?: unknown;
-  limit?: unknown;
-}): { error: GatewayError; status: number } | undefined {
+/** What the caller got wrong, with the status that says so where the code's own does not fit. */
+interface ClientFault {
+  error: GatewayError;
+  status?: number;
+  headers?: Readonly<Record<string, string>>;
+}
+
+/** The content codings body-parser decodes (RFC 9110 §8.4.1); zstd only on a Node that has it. */
+const DECODED_CODINGS: ReadonlySet<string> = new Set(['gzip', 'deflate', 'br', 'zstd']);
+
+const unreadable = (message = 'request body could not be read'): ClientFault => ({
+  error: new GatewayError('INVALID_ARGUMENT', message),
+  status: 400,
+});
+
+/**
+ * Errors of body-parser and the router that are the caller's fault. body-parser
+ * gives most a `type`; a decoder's own error (bytes that are not what their
+ * Content-Encoding says) it passes on untyped, as an http-errors 400 with zlib's
+ * `errno`. The router marks a path segment it cannot percent-decode with status 400.
+ * Any other error that http-errors marks as the client's (`expose`, 4xx) is a 400 too.
+ */
+function fromRequestReading(
+  error: { type?: unknown; limit?: unknown; status?: unknown; expose?: unknown; errno?: unknown; name?: unknown },
+  req: Request,
+): ClientFault | undefined {
   switch (error.type) {
     case 'entity.too.large':
       return {
         error: new GatewayError('INVALID_ARGUMENT', `request body is larger than ${String(error.limit)} bytes`),
         status: 413,
       };
+    case 'parameters.too.many':
+      // body-parser says 413, but the body is not large: it has more fields than any request of ours.
+      return unreadable('request body has too many parameters');
+    case 'encoding.unsupported':
+      // RFC 9110 §15.5.16 and §12.5.3: 415, naming the codings that would have been accepted.
+      return {
+        error: new GatewayError('INVALID_ARGUMENT', 'Content-Encoding must be gzip, deflate, br or identity'),
+        status: 415,
+        headers: { 'Accept-Encoding': 'gzip, deflate, br' },
+      };
     case 'request.aborted':
     case 'request.size.invalid':
-    case 'encoding.unsupported':
     case 'charset.unsupported':
     case 'entity.parse.failed':
-      return { error: new GatewayError('INVALID_ARGUMENT', 'request body could not be read'), status: 400 };
+    case 'querystring.parse.rangeError':
+      return unreadable();
     default:
-      return undefined;
+      break;
   }
+  if (error.status === 400 && error.name === 'URIError')
+    return unreadable('request path is not valid percent-encoding');
+  if (error.expose !== true || typeof error.status !== 'number' || error.status < 400 || error.status > 499) {
+    return undefined;
+  }
+  const coding = (req.headers['content-encoding'] ?? 'identity').toLowerCase();
+  if (typeof error.errno === 'number' && DECODED_CODINGS.has(coding)) {
+    return unreadable(`request body is not valid ${coding} data`);
+  }
+  return unreadable();
 }
 
 /** RFC 6749 §5.2 and RFC 8693 §2.2.2 error codes used by `/oauth2/token`. */
@@ -86,21 +127,16 @@ const SERVER_SIDE: ReadonlySet<GrpcCodeName> = new Set(['INTERNAL', 'UNAVAILABLE
 /**
  * Anything thrown, as a GatewayError safe to show (after node-oidc-provider's
  * err_out): the detail goes to the log only, and anything unexpected becomes
- * a plain INTERNAL error. `status` is set only where the code's own does not fit (413).
+ * a plain INTERNAL error. `status` is set only where the code's own does not fit (413, 415).
  */
-function classify(
-  thrown: unknown,
-  req: Request,
-  logger: Logger,
-  translate: TranslateError,
-): { error: GatewayError; status?: number } {
+function classify(thrown: unknown, req: Request, logger: Logger, translate: TranslateError): ClientFault {
   const error = translate(thrown) ?? thrown;
   if (error instanceof GatewayError) {
     if (SERVER_SIDE.has(error.code)) logger.warn({ err: error.cause ?? error, reqId: req.id }, error.message);
     return { error };
   }
-  const parserError = typeof error === 'object' && error !== null ? fromBodyParser(error) : undefined;
-  if (parserError) return parserError;
+  const fault = typeof error === 'object' && error !== null ? fromRequestReading(error, req) : undefined;
+  if (fault) return fault;
   logger.error({ err: error, reqId: req.id }, 'unexpected error');
   return { error: new GatewayError('INTERNAL', `internal error (request id ${String(req.id)})`) };
 }
@@ -115,9 +151,10 @@ export function createOAuthErrorHandler(
     const send = (status: number, code: string, description: string) =>
       void res.status(status).json({ error: code, error_description: description });
     if (thrown instanceof OAuthError) return send(400, thrown.error, thrown.message);
-    const { error, status } = classify(thrown, req, logger, translate);
+    const { error, status, headers = {} } = classify(thrown, req, logger, translate);
     const [codeStatus, code] = OAUTH_ERROR[error.code];
     setRetryAfter(res, error);
+    res.set(headers);
     send(status ?? codeStatus, code, error.message);
   };
 }
@@ -126,7 +163,8 @@ export function createOAuthErrorHandler(
 export function createErrorHandler(logger: Logger, translate: TranslateError = () => undefined): ErrorRequestHandler {
   return (thrown: unknown, req, res, next) => {
     if (res.headersSent) return next(thrown);
-    const { error, status } = classify(thrown, req, logger, translate);
+    const { error, status, headers = {} } = classify(thrown, req, logger, translate);
+    res.set(headers);
     sendError(res, error, status);
   };
 }

@@ -15,13 +15,6 @@ export function createRateLimiter(perMinute: number, now: () => number = Date.no
   const secondsUntilOne = (tokens: number) => Math.max(1, Math.ceil((1 - tokens) / ratePerMs / 1000));
 
   return {
-    /** Seconds until `key` may go again without taking anything; 0 when it may now. */
-    wait(key: string): number {
-      if (perMinute <= 0) return 0;
-      const tokens = tokensOf(key, now());
-      return tokens < 1 ? secondsUntilOne(tokens) : 0;
-    },
-
     /**
      * Takes one request from `key`'s bucket.
      *
@@ -39,6 +32,12 @@ export function createRateLimiter(perMinute: number, now: () => number = Date.no
       buckets.delete(key);
       buckets.set(key, { tokens: tokens - 1, at });
       return 0;
+    },
+
+    /** Gives back one request taken by `take` that turned out not to count. */
+    refund(key: string): void {
+      const bucket = buckets.get(key);
+      if (bucket) bucket.tokens = Math.min(perMinute, bucket.tokens + 1);
     },
   };
 

@@ -62,7 +62,11 @@ export function createAccessTokenVerifier(deps: AccessTokenVerifierDeps): Verify
     if (!configId || !Array.isArray(payload.aud) || payload.aud[0] !== configId) return undefined;
     const active = deps.configs.byId(configId);
     const attributes = attributesOf(payload);
-    if (!active || !attributes) return undefined;
+    // A config deleted, created again or trusting something else since the token was minted revokes it.
+    if (!active || active.unusable !== undefined || payload.config_incarnation !== active.config.incarnation) {
+      return undefined;
+    }
+    if (!attributes) return undefined;
 
     const roles = resolveRoles(active.mappings, attributes)
       .map((name) => deps.roles.get(name))

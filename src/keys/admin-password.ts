@@ -1,4 +1,5 @@
-import { createHash, randomBytes, scrypt, timingSafeEqual, type ScryptOptions } from 'node:crypto';
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { PasswordHasher } from './password-hasher.js';
 
 /** Where the admin's password hash lives (only the hash is ever stored, SPEC §2). */
 export interface AdminCredentialStore {
@@ -10,34 +11,8 @@ export interface AdminCredentialStore {
 
 export const ADMIN_USERNAME = 'admin';
 
-/** OWASP's scrypt floor (N=2^17, r=8, p=1). */
-const SCRYPT = { N: 2 ** 17, r: 8, p: 1, maxmem: 256 * 1024 * 1024 } as const;
-const KEY_LENGTH = 32;
-
-const derive = (password: string, salt: Buffer, options: ScryptOptions): Promise<Buffer> =>
-  new Promise((resolve, reject) =>
-    scrypt(password, salt, KEY_LENGTH, options, (error, key) => (error ? reject(error) : resolve(key))),
-  );
-
-/** `scrypt$N$r$p$salt$hash`, salt and hash in base64url. */
-export async function hashPassword(password: string): Promise<string> {
-  const salt = randomBytes(16);
-  const key = await derive(password, salt, SCRYPT);
-  return ['scrypt', SCRYPT.N, SCRYPT.r, SCRYPT.p, salt.toString('base64url'), key.toString('base64url')].join('$');
-}
-
-export async function verifyPassword(password: string, encoded: string): Promise<boolean> {
-  const [scheme, n, r, p, salt, hash] = encoded.split('$');
-  if (scheme !== 'scrypt' || !salt || !hash) return false;
-  const expected = Buffer.from(hash, 'base64url');
-  const key = await derive(password, Buffer.from(salt, 'base64url'), {
-    N: Number(n),
-    r: Number(r),
-    p: Number(p),
-    maxmem: SCRYPT.maxmem,
-  });
-  return key.length === expected.length && timingSafeEqual(key, expected);
-}
+/** What the admin password needs of a hasher (src/keys/password-hasher.ts). */
+export type PasswordHashing = Pick<PasswordHasher, 'hash' | 'verify'>;
 
 /**
  * Makes sure the admin has a password. ADMIN_PASSWORD, when set, is the
@@ -48,18 +23,19 @@ export async function verifyPassword(password: string, encoded: string): Promise
  */
 export async function bootstrapAdminPassword(
   store: AdminCredentialStore,
+  passwords: PasswordHashing,
   configured: string | undefined,
 ): Promise<string | undefined> {
   if (configured !== undefined) {
     const stored = await store.getHash(ADMIN_USERNAME);
-    if (!stored || !(await verifyPassword(configured, stored))) {
-      await store.setHash(ADMIN_USERNAME, await hashPassword(configured));
+    if (!stored || !(await passwords.verify(configured, stored))) {
+      await store.setHash(ADMIN_USERNAME, await passwords.hash(configured));
     }
     return undefined;
   }
   if (await store.getHash(ADMIN_USERNAME)) return undefined;
   const generated = randomBytes(18).toString('base64url');
-  return (await store.insertHash(ADMIN_USERNAME, await hashPassword(generated))) ? generated : undefined;
+  return (await store.insertHash(ADMIN_USERNAME, await passwords.hash(generated))) ? generated : undefined;
 }
 
 /**
@@ -67,14 +43,14 @@ export async function bootstrapAdminPassword(
  * slow, so a password once proven is remembered by its SHA-256 (in memory
  * only) until the stored hash changes.
  */
-export function createAdminPasswordVerifier(store: AdminCredentialStore) {
+export function createAdminPasswordVerifier(store: AdminCredentialStore, passwords: PasswordHashing) {
   let proven: { hash: string; digest: Buffer } | undefined;
   return async function verifyAdmin(username: string, password: string): Promise<boolean> {
     const stored = username === ADMIN_USERNAME ? await store.getHash(username) : undefined;
     const digest = createHash('sha256').update(password).digest();
     if (!stored) return false;
     if (proven?.hash === stored) return timingSafeEqual(proven.digest, digest);
-    if (!(await verifyPassword(password, stored))) return false;
+    if (!(await passwords.verify(password, stored))) return false;
     proven = { hash: stored, digest };
     return true;
   };

@@ -78,10 +78,23 @@ export function createKeyRing(options: KeyRingOptions) {
   const current = (keys: StoredSigningKey[]) =>
     keys.filter((key) => key.retiredAt === null && key.alg === alg).sort((a, b) => +b.createdAt - +a.createdAt)[0];
 
+  /**
+   * Loads every key and signs with the newest active one of this replica's
+   * algorithm, creating it when there is none: on first start, after
+   * TOKEN_SIGNING_ALG changed, or after another replica rotated. Keys of
+   * other algorithms are left active, since replicas still configured for
+   * them sign with them during a rolling change; the next rotation retires them.
+   */
   async function reload(): Promise<void> {
-    const keys = await store.list();
-    const signing = current(keys);
-    if (!signing) throw new Error(`no active ${alg} signing key`);
+    let keys = await store.list();
+    if (!current(keys)) {
+      await store.update(
+        async (locked) => (current(locked) ? { retire: [] } : { add: await createKey(), retire: [] }),
+        now(),
+      );
+      keys = await store.list();
+    }
+    const signing = current(keys)!;
     const nextPublished = new Map<string, PublishedKey>();
     for (const key of keys) {
       const publishedUntil = key.retiredAt ? key.retiredAt.getTime() + retention : Infinity;
@@ -105,16 +118,10 @@ export function createKeyRing(options: KeyRingOptions) {
   }
 
   return {
-    /** Makes sure an active key of the configured algorithm exists (first start, or a new TOKEN_SIGNING_ALG). */
-    async ensureActiveKey(): Promise<void> {
-      await store.update(async (keys) => {
-        if (current(keys)) return { retire: [] };
-        return { add: await createKey(), retire: keys.filter((k) => k.retiredAt === null).map((k) => k.kid) };
-      }, now());
-      await reload();
-    },
+    /** Makes sure an active key of the configured algorithm exists and is loaded. */
+    ensureActiveKey: reload,
 
-    /** A new active key; the old ones stay published until their tokens have expired. */
+    /** A new active key; the old ones, of every algorithm, stay published until their tokens have expired. */
     async rotate(): Promise<string> {
       let kid = '';
       await store.update(async (keys) => {

@@ -17,22 +17,48 @@ export type AddressFilter = (hostname: string, address: string) => boolean;
 
 const allowAll: AddressFilter = () => true;
 
-/** Why an outbound call failed, in words safe to show an admin. */
+/**
+ * Why an outbound call failed. `message` has the detail (URL, status, socket
+ * code) for the log and for admins; `publicReason` says the same without
+ * internal addresses, ports, statuses or socket codes, for anyone.
+ */
 export class OutboundError extends Error {
   override readonly name = 'OutboundError';
+  readonly status: number | undefined;
+  readonly publicReason: string;
 
-  constructor(
-    message: string,
-    readonly status?: number,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
+  constructor(message: string, options: { status?: number; publicReason?: string; cause?: unknown } = {}) {
+    super(message, { cause: options.cause });
+    this.status = options.status;
+    this.publicReason = options.publicReason ?? message;
   }
 }
+
+/** The words for a certificate the gateway does not trust (docs/security.md). */
+export const UNTRUSTED_CERTIFICATE = "the issuer's TLS certificate is not trusted (set ISSUER_CA_FILE)";
+
+/** OpenSSL's verification failures, as Node names them on the error's `code`. */
+const TLS_VERIFICATION_CODES = new Set([
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'CERT_REVOKED',
+  'CERT_UNTRUSTED',
+  'CERT_REJECTED',
+  'CERT_SIGNATURE_FAILURE',
+  'INVALID_CA',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+]);
 
 export interface JsonResponse {
   readonly status: number;
   readonly body: unknown;
+  /** How long the answer may be cached, from its Cache-Control header. */
+  readonly maxAgeSeconds?: number;
 }
 
 export type Headers = Readonly<Record<string, string>>;
@@ -65,7 +91,9 @@ export function createHttpsJsonClient(
     ca: extraCaPem.length > 0 ? [...tls.rootCertificates, ...extraCaPem] : undefined,
   });
   const refused = (url: string) =>
-    new OutboundError(`${url} resolves to a non-public address; allow it with ISSUER_ALLOW_PRIVATE_NETWORKS`);
+    new OutboundError(`${url} resolves to a non-public address; allow it with ISSUER_ALLOW_PRIVATE_NETWORKS`, {
+      publicReason: 'it resolves to an address that is not allowed (ISSUER_ALLOW_PRIVATE_NETWORKS)',
+    });
 
   /** DNS answers are filtered before connecting, so that a rebinding answer is never dialled. */
   const lookup: LookupFunction = (hostname, options, callback) => {
@@ -85,9 +113,15 @@ export function createHttpsJsonClient(
     try {
       target = new URL(url);
     } catch {
-      return Promise.reject(new OutboundError(`${JSON.stringify(url)} is not a URL`));
+      return Promise.reject(
+        new OutboundError(`${JSON.stringify(url)} is not a URL`, { publicReason: 'an address it names is not a URL' }),
+      );
     }
-    if (target.protocol !== 'https:') return Promise.reject(new OutboundError(`${url} is not https`));
+    if (target.protocol !== 'https:') {
+      return Promise.reject(
+        new OutboundError(`${url} is not https`, { publicReason: 'an address it names is not https' }),
+      );
+    }
     const hostname = target.hostname.replace(/^\[|\]$/g, '');
     if (net.isIP(hostname) && !allowAddress(hostname, hostname)) return Promise.reject(refused(url));
 
@@ -107,39 +141,61 @@ export function createHttpsJsonClient(
         },
         (response) => {
           const status = response.statusCode ?? 0;
-          const fail = (message: string) => {
+          const fail = (message: string, publicReason: string) => {
             response.destroy();
-            reject(new OutboundError(message, status));
+            reject(new OutboundError(message, { status, publicReason }));
           };
-          if (status >= 300 && status < 400) return fail(`${url} answered ${status}; redirects are not followed`);
-          if (Number(response.headers['content-length'] ?? 0) > limits.maxBytes) {
-            return fail(`${url} answered more than ${limits.maxBytes} bytes`);
+          const tooLarge = () =>
+            fail(
+              `${url} answered more than ${limits.maxBytes} bytes`,
+              `its answer is larger than ${limits.maxBytes} bytes`,
+            );
+          if (status >= 300 && status < 400) {
+            return fail(
+              `${url} answered ${status}; redirects are not followed`,
+              'it answered with a redirect, which is not followed',
+            );
           }
+          if (Number(response.headers['content-length'] ?? 0) > limits.maxBytes) return tooLarge();
           const chunks: Buffer[] = [];
           let size = 0;
           response.on('data', (chunk: Buffer) => {
             size += chunk.length;
-            if (size > limits.maxBytes) fail(`${url} answered more than ${limits.maxBytes} bytes`);
+            if (size > limits.maxBytes) tooLarge();
             else chunks.push(chunk);
           });
           response.on('error', (error) => reject(toOutboundError(url, error)));
           response.on('end', () => {
             if (status < 200 || status >= 300) {
-              return reject(new OutboundError(`${url} answered HTTP ${status}`, status));
+              return reject(
+                new OutboundError(`${url} answered HTTP ${status}`, {
+                  status,
+                  publicReason: 'it answered with an error',
+                }),
+              );
             }
             try {
-              resolve({ status, body: JSON.parse(Buffer.concat(chunks).toString('utf8')) });
+              resolve({
+                status,
+                body: JSON.parse(Buffer.concat(chunks).toString('utf8')),
+                maxAgeSeconds: maxAgeOf(response.headers['cache-control']),
+              });
             } catch {
-              reject(new OutboundError(`${url} did not answer JSON`, status));
+              reject(
+                new OutboundError(`${url} did not answer JSON`, { status, publicReason: 'it did not answer JSON' }),
+              );
             }
           });
         },
       );
       // The address actually connected to is checked too: it is what a request reaches.
       request.on('socket', (socket) => {
-        socket.once('connect', () => {
+        const check = () => {
           if (socket.remoteAddress && !allowAddress(hostname, socket.remoteAddress)) request.destroy(refused(url));
-        });
+        };
+        // A kept-alive socket is connected already; waiting for its 'connect' would add a listener per request.
+        if (socket.connecting) socket.once('connect', check);
+        else check();
       });
       request.on('error', (error: Error & { code?: string }) =>
         reject(error.code === 'ENONPUBLIC' ? refused(url) : toOutboundError(url, error)),
@@ -158,8 +214,28 @@ export function createHttpsJsonClient(
 function toOutboundError(url: string, error: Error & { code?: string }): OutboundError {
   if (error instanceof OutboundError) return error;
   if (error.name === 'AbortError' || error.name === 'TimeoutError' || error.code === 'ABORT_ERR') {
-    return new OutboundError(`${url} did not answer in time`, undefined, { cause: error });
+    return new OutboundError(`${url} did not answer in time`, {
+      publicReason: 'it did not answer in time',
+      cause: error,
+    });
   }
   const reason = error.code ?? error.message;
-  return new OutboundError(`${url} could not be reached (${reason})`, undefined, { cause: error });
+  if (error.code !== undefined && TLS_VERIFICATION_CODES.has(error.code)) {
+    return new OutboundError(`${url}: ${UNTRUSTED_CERTIFICATE}: ${reason}`, {
+      publicReason: UNTRUSTED_CERTIFICATE,
+      cause: error,
+    });
+  }
+  return new OutboundError(`${url} could not be reached (${reason})`, {
+    publicReason: 'it could not be reached',
+    cause: error,
+  });
+}
+
+/** `Cache-Control: max-age` in seconds (RFC 9111 §5.2.2.1); undefined when absent or `no-store`/`no-cache`. */
+function maxAgeOf(header: string | undefined): number | undefined {
+  if (header === undefined || /(?:^|,)\s*no-(?:store|cache)\b/i.test(header))
+    return header === undefined ? undefined : 0;
+  const match = /(?:^|,)\s*max-age\s*=\s*"?(\d+)"?/i.exec(header);
+  return match ? Number(match[1]) : undefined;
 }

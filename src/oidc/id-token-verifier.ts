@@ -10,7 +10,7 @@ import {
 import type { IdTokenVerifier } from '../domain/exchange.js';
 import { isJsonObject, type JsonObject } from '../domain/problems.js';
 import type { M2mConfig, M2mConfigType } from '../domain/m2m-config.js';
-import { GatewayError, messageOf } from '../errors.js';
+import { GatewayError } from '../errors.js';
 import { discoverIssuer, type IssuerMetadata } from './discovery.js';
 import { OutboundError, type HttpsJsonClient } from './https-client.js';
 
@@ -37,6 +37,8 @@ export interface IdTokenVerifierOptions {
   readonly refetchCooldownMs?: number;
   /** How long a discovery document is trusted before it is fetched again with the keys. */
   readonly metadataTtlMs?: number;
+  /** The longest a key set is used before it is fetched again (less when the issuer's max-age says so). */
+  readonly keySetTtlMs?: number;
   /**
    * How long an exchange waits for an issuer's keys in all: discovery and
    * JWKS, Kubernetes' retries with the bearer included (each call has its own
@@ -53,6 +55,9 @@ interface IssuerState {
   algorithms: string[];
   metadataAt: number;
   keys?: ReturnType<typeof createLocalJWKSet>;
+  /** When `keys` were fetched, and how long they may be used before they must be fetched again. */
+  keysFetchedAt: number;
+  keysTtl: number;
   /** The key `keys` picked per `alg` and `kid`: jose's choice depends on nothing else. */
   picked: Map<string, Map<string, CryptoKey>>;
   lastAttemptAt: number;
@@ -89,6 +94,8 @@ function reasonFor(error: unknown): GatewayError {
       return invalid('signature');
     case 'ERR_JWKS_NO_MATCHING_KEY':
       return invalid('unknown key');
+    case 'ERR_JWK_INVALID':
+      return invalid('unusable key');
     case 'ERR_JWKS_MULTIPLE_MATCHING_KEYS':
       return invalid('ambiguous key');
     case 'ERR_JOSE_ALG_NOT_ALLOWED':
@@ -100,6 +107,8 @@ function reasonFor(error: unknown): GatewayError {
     case 'ERR_JWT_CLAIM_INVALID':
       return invalid('malformed');
     default:
+      // WebCrypto refuses a published key whose numbers are not a key: the issuer's fault, the token's refusal.
+      if ((error as { name?: string }).name === 'DataError') return invalid('unusable key');
       throw error;
   }
 }
@@ -121,6 +130,17 @@ function rsaModulusBits(n: unknown): number {
   return leadingZeros < 0 ? 0 : (bytes.length - leadingZeros) * 8 - Math.clz32(bytes[leadingZeros]!) + 24;
 }
 
+/** RFC 7518 §6.2.1, §6.3.1 and RFC 8037 §2: the members a public key of each type cannot do without. */
+const REQUIRED_MEMBERS: Readonly<Record<string, readonly string[]>> = {
+  RSA: ['n', 'e'],
+  EC: ['crv', 'x', 'y'],
+  OKP: ['crv', 'x'],
+};
+
+/** A key lacking a required member is left out, so that a token naming it is refused as signed by an unknown key. */
+const isComplete = (key: JsonObject): boolean =>
+  (REQUIRED_MEMBERS[String(key.kty)] ?? []).every((member) => typeof key[member] === 'string' && key[member] !== '');
+
 function toKeySet(body: unknown): JSONWebKeySet {
   if (!isJsonObject(body) || !Array.isArray(body.keys)) throw new OutboundError('the JWKS has no keys list');
   const keys = body.keys;
@@ -133,7 +153,7 @@ function toKeySet(body: unknown): JSONWebKeySet {
     if (key.kty === 'oct' || SECRET_MEMBERS.some((member) => member in key)) {
       throw new OutboundError('the JWKS contains private or symmetric key material');
     }
-    if (key.kty === 'RSA' && rsaModulusBits(key.n) < MIN_RSA_BITS) {
+    if (key.kty === 'RSA' && isComplete(key) && rsaModulusBits(key.n) < MIN_RSA_BITS) {
       throw new OutboundError(`the JWKS has an RSA key shorter than ${MIN_RSA_BITS} bits`);
     }
     if (key.kid !== undefined) {
@@ -141,7 +161,7 @@ function toKeySet(body: unknown): JSONWebKeySet {
       kids.add(key.kid);
     }
   }
-  return { keys: keys as JSONWebKeySet['keys'] };
+  return { keys: (keys as JsonObject[]).filter(isComplete) as JSONWebKeySet['keys'] };
 }
 
 /**
@@ -151,9 +171,10 @@ function toKeySet(body: unknown): JSONWebKeySet {
  */
 export function createIdTokenVerifier(
   options: IdTokenVerifierOptions,
-): IdTokenVerifier & { forget(issuer: string): void } {
+): IdTokenVerifier & { retainOnly(issuers: ReadonlySet<string>): void } {
   const cooldown = options.refetchCooldownMs ?? 10_000;
   const metadataTtl = options.metadataTtlMs ?? 3_600_000;
+  const keySetTtl = options.keySetTtlMs ?? 3_600_000;
   const keyFetchDeadline = options.keyFetchDeadlineMs ?? 10_000;
   const states = new Map<string, IssuerState>();
   const clock = () => options.now().getTime();
@@ -161,7 +182,17 @@ export function createIdTokenVerifier(
   const stateOf = (issuer: string): IssuerState => {
     let state = states.get(issuer);
     if (!state)
-      states.set(issuer, (state = { algorithms: ASYMMETRIC_ALGS, picked: new Map(), metadataAt: 0, lastAttemptAt: 0 }));
+      states.set(
+        issuer,
+        (state = {
+          algorithms: ASYMMETRIC_ALGS,
+          picked: new Map(),
+          metadataAt: 0,
+          keysFetchedAt: 0,
+          keysTtl: keySetTtl,
+          lastAttemptAt: 0,
+        }),
+      );
     return state;
   };
 
@@ -177,18 +208,21 @@ export function createIdTokenVerifier(
         options.onFetch?.(issuer, document, true);
       }
       document = 'jwks';
-      const { body } = await http.getJson(state.metadata.jwksUri);
+      const { body, maxAgeSeconds } = await http.getJson(state.metadata.jwksUri);
       state.keys = createLocalJWKSet(toKeySet(body));
+      state.keysFetchedAt = clock();
+      // The issuer may ask for less than the hour, but never for more fetches than the cooldown allows.
+      state.keysTtl = Math.max(cooldown, Math.min(keySetTtl, (maxAgeSeconds ?? Infinity) * 1000));
       state.picked = new Map();
       state.lastError = undefined;
       options.onFetch?.(issuer, document, true);
     } catch (error) {
       options.onFetch?.(issuer, document, false);
-      state.lastError = new GatewayError(
-        'UNAVAILABLE',
-        `issuer ${JSON.stringify(issuer)} is unavailable: ${messageOf(error)}`,
-        { cause: error },
-      );
+      // Strangers see why in general terms; the URL, status or socket code go to the log with the cause.
+      const reason = error instanceof OutboundError ? error.publicReason : 'its keys could not be fetched';
+      state.lastError = new GatewayError('UNAVAILABLE', `issuer ${JSON.stringify(issuer)} is unavailable: ${reason}`, {
+        cause: error,
+      });
       throw state.lastError;
     }
   }
@@ -243,6 +277,11 @@ export function createIdTokenVerifier(
   async function verify(idToken: string, config: M2mConfig, header: JsonObject): Promise<JWTPayload> {
     const state = stateOf(config.issuer);
     if (!state.keys) await refresh(state, config);
+    else if (clock() - state.keysFetchedAt > state.keysTtl) {
+      // Expired keys are fetched again before use, so a key the issuer removed stops working; while the
+      // issuer is down the cached ones keep working (the failed attempt is remembered for the cooldown).
+      await refresh(state, config).catch(() => undefined);
+    }
     // A refresh that resolved within the cooldown of an earlier success always left keys; this is a guard.
     if (!state.keys)
       throw (
@@ -279,5 +318,11 @@ export function createIdTokenVerifier(
     }
   }
 
-  return { verify, forget: (issuer) => states.delete(issuer) };
+  return {
+    verify,
+    /** Forgets the keys of every issuer not in `issuers`: a config deleted and created again fetches them anew. */
+    retainOnly(issuers: ReadonlySet<string>): void {
+      for (const issuer of states.keys()) if (!issuers.has(issuer)) states.delete(issuer);
+    },
+  };
 }

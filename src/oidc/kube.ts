@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { decodeJwt } from 'jose';
 import type { IdTokenVerifier } from '../domain/exchange.js';
 import { isJsonObject } from '../domain/problems.js';
-import { GatewayError, messageOf } from '../errors.js';
+import { GatewayError } from '../errors.js';
 import { OutboundError, type HttpsJsonClient } from './https-client.js';
 
 export interface KubeSettings {
@@ -111,7 +111,9 @@ export function createTokenReviewer(http: HttpsJsonClient, settings: KubeSetting
         { authorization: `Bearer ${credential}` },
       ));
     } catch (error) {
-      throw new GatewayError('UNAVAILABLE', `TokenReview failed: ${messageOf(error)}`, { cause: error });
+      // The API server's address stays in the log (with the cause); the caller learns only what went wrong.
+      const reason = error instanceof OutboundError ? error.publicReason : 'it could not be asked';
+      throw new GatewayError('UNAVAILABLE', `TokenReview failed: ${reason}`, { cause: error });
     }
     const status = isJsonObject(body) && isJsonObject(body.status) ? body.status : {};
     if (status.authenticated !== true) {

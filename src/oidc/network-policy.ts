@@ -1,6 +1,9 @@
 import net from 'node:net';
 
-/** Addresses an issuer must not resolve to unless allowed (SPEC §4): loopback, private, link-local, metadata, ... */
+/**
+ * Addresses an issuer must not resolve to unless allowed (SPEC §4): loopback, private, link-local, metadata, ...
+ * IPv6 addresses that carry an IPv4 address are judged by that address instead (see `carriedIPv4`).
+ */
 const NON_PUBLIC: readonly [string, number, 'ipv4' | 'ipv6'][] = [
   ['0.0.0.0', 8, 'ipv4'],
   ['10.0.0.0', 8, 'ipv4'],
@@ -14,7 +17,7 @@ const NON_PUBLIC: readonly [string, number, 'ipv4' | 'ipv6'][] = [
   ['224.0.0.0', 3, 'ipv4'], // multicast and reserved, up to 255.255.255.255
   ['::', 128, 'ipv6'],
   ['::1', 128, 'ipv6'],
-  ['64:ff9b::', 96, 'ipv6'], // NAT64 of any IPv4 address
+  ['64:ff9b:1::', 48, 'ipv6'], // RFC 8215 local-use NAT64: where the IPv4 address sits is the operator's choice
   ['fc00::', 7, 'ipv6'],
   ['fe80::', 10, 'ipv6'],
   ['fec0::', 10, 'ipv6'],
@@ -30,10 +33,48 @@ const family = (address: string): 'ipv4' | 'ipv6' | undefined => {
 const nonPublic = new net.BlockList();
 for (const [address, prefix, type] of NON_PUBLIC) nonPublic.addSubnet(address, prefix, type);
 
+/** The eight 16-bit groups of an address that net.isIP took as IPv6 (RFC 4291 §2.2), without its zone. */
+function ipv6Groups(address: string): number[] {
+  let text = address.replace(/%.*$/, '');
+  const dotted = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(text);
+  if (dotted) {
+    const [a, b, c, d] = dotted.slice(1).map(Number) as [number, number, number, number];
+    text = `${text.slice(0, dotted.index)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
+  }
+  const [head = '', tail] = text.split('::');
+  const groups = (part: string) => (part === '' ? [] : part.split(':').map((group) => parseInt(group, 16)));
+  if (tail === undefined) return groups(head);
+  const [start, end] = [groups(head), groups(tail)];
+  return [...start, ...new Array<number>(8 - start.length - end.length).fill(0), ...end];
+}
+
+const ipv4Of = (high: number, low: number) => [high >> 8, high & 0xff, low >> 8, low & 0xff].join('.');
+
+/**
+ * The IPv4 addresses that an IPv6 address reaches through, for the forms
+ * that embed one at a fixed place: a packet to such an address ends up at
+ * (or passes through) the IPv4 address, so it is that address that counts.
+ */
+function carriedIPv4(address: string): string[] {
+  const g = ipv6Groups(address);
+  const zero = (from: number, to: number) => g.slice(from, to).every((group) => group === 0);
+  if (zero(0, 5) && g[5] === 0xffff) return [ipv4Of(g[6]!, g[7]!)]; // IPv4-mapped, RFC 4291 §2.5.5.2
+  // IPv4-compatible (RFC 4291 §2.5.5.1), except :: and ::1, which are IPv6's own.
+  if (zero(0, 6) && (g[6] !== 0 || g[7]! > 1)) return [ipv4Of(g[6]!, g[7]!)];
+  if (g[0] === 0x64 && g[1] === 0xff9b && zero(2, 6)) return [ipv4Of(g[6]!, g[7]!)]; // NAT64, RFC 6052 §2.1
+  if (g[0] === 0x2002) return [ipv4Of(g[1]!, g[2]!)]; // 6to4, RFC 3056 §2
+  // Teredo (RFC 4380 §4): the server's address, and the client's with every bit inverted.
+  if (g[0] === 0x2001 && g[1] === 0) return [ipv4Of(g[2]!, g[3]!), ipv4Of(g[6]! ^ 0xffff, g[7]! ^ 0xffff)];
+  return [];
+}
+
 /** Whether an address is loopback, private, link-local or otherwise not on the public internet. */
 export function isNonPublicAddress(address: string): boolean {
   const type = family(address);
-  return type === undefined || nonPublic.check(address, type);
+  if (type === undefined) return true;
+  const carried = type === 'ipv6' ? carriedIPv4(address) : [];
+  if (carried.length === 0) return nonPublic.check(address, type);
+  return carried.some((ipv4) => nonPublic.check(ipv4, 'ipv4'));
 }
 
 /**
@@ -56,9 +97,13 @@ export function createNetworkPolicy(allowed: readonly string[]) {
   return {
     /** Whether `hostname` may be reached at `address`; public addresses always may. */
     allows(hostname: string, address: string): boolean {
-      if (!isNonPublicAddress(address)) return true;
+      if (!isNonPublicAddress(address) || allowedHosts.has(hostname.toLowerCase())) return true;
       const type = family(address);
-      return allowedHosts.has(hostname.toLowerCase()) || (type !== undefined && allowedAddresses.check(address, type));
+      if (type === undefined) return false;
+      if (allowedAddresses.check(address, type)) return true;
+      // An IPv6 form of an allowed IPv4 address is allowed too, when every non-public address it carries is.
+      const carried = type === 'ipv6' ? carriedIPv4(address).filter(isNonPublicAddress) : [];
+      return carried.length > 0 && carried.every((ipv4) => allowedAddresses.check(ipv4, 'ipv4'));
     },
   };
 }

@@ -3,8 +3,7 @@ import express from 'express';
 import { pino } from 'pino';
 import request from 'supertest';
 import { BUILT_IN_ROLES } from '../../src/domain/roles.js';
-import { ADMIN_FAILURES_PER_MINUTE, createAdminGuard, type Authenticate, type Principal } from '../../src/http/auth.js';
-import { createRateLimiter } from '../../src/http/rate-limit.js';
+import { createAdminGuard, type Authenticate, type Principal } from '../../src/http/auth.js';
 import { createErrorHandler } from '../../src/http/error-handler.js';
 
 const principal = (roleName: string): Principal => ({
@@ -18,7 +17,7 @@ const principal = (roleName: string): Principal => ({
 /** An app guarded the way the admin routes are, with identities chosen by the test. */
 function guardedApp(who: Principal | undefined) {
   const authenticate: Authenticate = async () => who;
-  const guard = createAdminGuard(authenticate, createRateLimiter(ADMIN_FAILURES_PER_MINUTE));
+  const guard = createAdminGuard(authenticate);
   return express()
     .get('/read', ...guard.read, (_req, res) => void res.json({}))
     .post('/write', ...guard.write, (_req, res) => void res.json({}))

@@ -207,7 +207,10 @@ describe('POST /v1/auth/m2m', () => {
       const stranger = await startFakeIssuer(await createTestCa());
       try {
         const response = await addConfig(genericConfig({ issuer: stranger.issuer })).expect(400);
-        expect(response.body.message).toContain('could not be reached (UNABLE_TO_VERIFY_LEAF_SIGNATURE)');
+        expect(response.body.message).toBe(
+          `discovery of issuer "${stranger.issuer}" failed: ${stranger.issuer}/.well-known/openid-configuration: ` +
+            "the issuer's TLS certificate is not trusted (set ISSUER_CA_FILE): UNABLE_TO_VERIFY_LEAF_SIGNATURE",
+        );
         expect(stranger.requests).toEqual([]);
       } finally {
         await stranger.close();

@@ -76,7 +76,7 @@ describe('signing keys', () => {
     );
   });
 
-  it('retires the old key when TOKEN_SIGNING_ALG changes, keeping it published', async () => {
+  it('keeps the old algorithm signing during a rolling change of TOKEN_SIGNING_ALG, until the next rotation', async () => {
     const ca = await createTestCa();
     const database = await createTestDatabase();
     databases.push(database);
@@ -90,9 +90,17 @@ describe('signing keys', () => {
       expect(keys.map((k) => k.kid)).toContain(oldKid);
       const rows = await storedKeys(database.url);
       expect(rows.map((r) => [r.alg, r.retired_at === null ? 'active' : 'retired'])).toEqual([
-        ['ES256', 'retired'],
+        ['ES256', 'active'],
         ['EdDSA', 'active'],
       ]);
+      await second.keyRing.rotate();
+      const rotated = await storedKeys(database.url);
+      expect(rotated.map((r) => [r.alg, r.retired_at === null ? 'active' : 'retired'])).toEqual([
+        ['ES256', 'retired'],
+        ['EdDSA', 'retired'],
+        ['EdDSA', 'active'],
+      ]);
+      expect(second.keyRing.jwks().keys.map((k) => k.kid)).toContain(oldKid);
     } finally {
       await second.close();
     }

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -182,6 +183,39 @@ describe('the embedded database', () => {
       await second.close();
     } finally {
       await issuer.close();
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('wrong settings', () => {
+  it('stop the start before anything runs: every problem on a line of its own, exit code 2, no stack trace', async () => {
+    const dataDir = await mkdtemp(path.join(os.tmpdir(), 'm2m-gateway-settings-'));
+    try {
+      const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+        env: {
+          PATH: process.env.PATH,
+          DATA_DIR: path.join(dataDir, 'data'),
+          TRUST_PROXY: 'true',
+          ISSUER_CA_FILE: path.join(dataDir, 'missing.pem'),
+          LOG_LEVEL: 'info',
+        },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let stderr = '';
+      let stdout = '';
+      child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+      child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+      const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+      expect(code).toBe(2);
+      expect(stderr.trim().split('\n')).toEqual([
+        `ISSUER_CA_FILE ${JSON.stringify(path.join(dataDir, 'missing.pem'))} cannot be read (no such file)`,
+        'TRUST_PROXY=true is refused: it lets any client choose its address with X-Forwarded-For; ' +
+          "give the number of proxy hops or the proxies' addresses",
+      ]);
+      expect(stdout).toBe('');
+      await expect(stat(path.join(dataDir, 'data'))).rejects.toThrow();
+    } finally {
       await rm(dataDir, { recursive: true, force: true });
     }
   });

@@ -199,7 +199,7 @@ describe('rate limits', () => {
 
 describe('the per-issuer limit', () => {
   it('bounds what one issuer gets across many client addresses', async () => {
-    const gatewayBehindProxy = await startTestGateway({ EXCHANGE_RATE_LIMIT: '1', TRUST_PROXY: 'true' });
+    const gatewayBehindProxy = await startTestGateway({ EXCHANGE_RATE_LIMIT: '1', TRUST_PROXY: '1' });
     const busy = await startFakeIssuer(gatewayBehindProxy.ca);
     try {
       await trustIssuer(gatewayBehindProxy, busy.issuer);

@@ -7,9 +7,12 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { pino } from 'pino';
 import request, { type Response } from 'supertest';
 import { startFakeIssuer, type FakeIssuer } from '../fixtures/fake-issuer.js';
+import { query } from '../fixtures/sql.js';
+import { createTestCa } from '../fixtures/test-ca.js';
 import {
   ADMIN_AUTH,
   ADMIN_PASSWORD,
+  errorBody,
   KEY_ENCRYPTION_KEY,
   startTestGateway,
   trustIssuer,
@@ -120,5 +123,38 @@ describe('what the gateway prints, answers and records', () => {
     const minted = audit.body.events.find((event: { outcome: string }) => event.outcome === 'minted');
     expect(minted.details.tokenSha256).toMatch(/^[0-9a-f]{64}$/);
     expect(leaked(audit.text)).toEqual([]);
+  });
+});
+
+describe('error answers to strangers', () => {
+  it('say that a TLS certificate is not trusted, without addresses, ports or socket codes', async () => {
+    const stranger = await startFakeIssuer(await createTestCa());
+    try {
+      // Stored behind the API's back: a write refuses an issuer whose certificate it does not trust.
+      await query(
+        gateway.database.url,
+        `INSERT INTO m2m_configs (id, type, token_expiration_duration, issuer) VALUES ($1, 'GENERIC', '5m', $2)`,
+        ['6a0c5b2e-1111-4c1f-9d7e-2b3c4d5e6f71', stranger.issuer],
+      );
+      await query(
+        gateway.database.url,
+        `INSERT INTO m2m_mappings (config_id, position, key, value_expression, role_name) VALUES ($1, 0, 'sub', 'ci-bot', 'None')`,
+        ['6a0c5b2e-1111-4c1f-9d7e-2b3c4d5e6f71'],
+      );
+      await gateway.refresh();
+      const response = await request(gateway.app)
+        .post('/v1/auth/m2m/exchange')
+        .send({ idToken: await stranger.sign({ sub: 'ci-bot' }) })
+        .expect(503);
+      expect(response.body).toEqual(
+        errorBody(
+          14,
+          `issuer "${stranger.issuer}" is unavailable: the issuer's TLS certificate is not trusted (set ISSUER_CA_FILE)`,
+        ),
+      );
+      expect(response.text).not.toMatch(/UNABLE_TO_VERIFY|well-known|jwks/);
+    } finally {
+      await stranger.close();
+    }
   });
 });

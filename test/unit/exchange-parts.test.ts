@@ -1,47 +1,11 @@
 import { describe, expect, it } from '@jest/globals';
 import { buildAccessTokenClaims, configIdOfSubject } from '../../src/domain/access-token.js';
-import { flattenClaims } from '../../src/domain/claims.js';
 import { createConfigCache } from '../../src/domain/config-cache.js';
 import { identify } from '../../src/domain/identity.js';
 import { decodeUnverifiedJws, hasDuplicateMember } from '../../src/domain/jws.js';
 import { compileMappings, resolveRoles } from '../../src/domain/role-mapping.js';
 
 const claimsOf = (entries: Record<string, string[]>) => new Map(Object.entries(entries));
-
-describe('flattenClaims', () => {
-  it('turns a payload into lists of strings (SPEC §3.4)', () => {
-    const claims = flattenClaims({
-      sub: 'abc',
-      n: 42,
-      f: 1.5,
-      ok: true,
-      gone: null,
-      groups: ['a', 'b', 'a', 7, null, { x: 1 }, ['nested']],
-      empty: [],
-      'kubernetes.io': { namespace: 'ci', serviceaccount: { name: 'builder', uid: 'u-1' } },
-    });
-    expect(Object.fromEntries(claims)).toEqual({
-      sub: ['abc'],
-      n: ['42'],
-      f: ['1.5'],
-      ok: ['true'],
-      groups: ['a', 'b', '7'],
-      'kubernetes.io.namespace': ['ci'],
-      'kubernetes.io.serviceaccount.name': ['builder'],
-      'kubernetes.io.serviceaccount.uid': ['u-1'],
-    });
-  });
-
-  it('flattens nested objects to depth 8 and no deeper', () => {
-    const nested = (segments: number): Record<string, unknown> => {
-      let value: unknown = 'leaf';
-      for (let i = segments - 1; i >= 0; i--) value = { [`k${i}`]: value };
-      return value as Record<string, unknown>;
-    };
-    expect([...flattenClaims(nested(8)).keys()]).toEqual(['k0.k1.k2.k3.k4.k5.k6.k7']);
-    expect([...flattenClaims(nested(9)).keys()]).toEqual([]);
-  });
-});
 
 describe('resolveRoles', () => {
   const mappings = compileMappings([
@@ -113,6 +77,7 @@ describe('buildAccessTokenClaims', () => {
     const claims = buildAccessTokenClaims({
       issuer: 'https://gw',
       configId,
+      configIncarnation: 'c0ffee00-0000-4000-8000-000000000001',
       identity: { userId: '12|octocat', friendlyName: 'octocat' },
       claims: claimsOf({ sub: ['s'] }),
       roles: ['Admin', 'None'],
@@ -129,6 +94,7 @@ describe('buildAccessTokenClaims', () => {
       exp: 1767226500,
       name: 'octocat',
       roles: ['Admin'],
+      config_incarnation: 'c0ffee00-0000-4000-8000-000000000001',
       external_user: { user_id: '12|octocat', full_name: 'octocat', attributes: { sub: ['s'] } },
     });
     expect(configIdOfSubject(claims.sub)).toBe(configId);
@@ -139,9 +105,10 @@ describe('decodeUnverifiedJws', () => {
   const segment = (json: string) => Buffer.from(json).toString('base64url');
 
   it('decodes header and payload', () => {
-    expect(decodeUnverifiedJws(`${segment('{"alg":"ES256"}')}.${segment('{"iss":"x"}')}.sig`)).toEqual({
+    expect(decodeUnverifiedJws(`${segment('{"alg":"ES256"}')}.${segment('{"iss":"x","n":1.5}')}.sig`)).toEqual({
       header: { alg: 'ES256' },
-      payload: { iss: 'x' },
+      payload: { iss: 'x', n: 1.5 },
+      payloadText: '{"iss":"x","n":1.5}',
     });
   });
 
@@ -169,6 +136,7 @@ describe('createConfigCache', () => {
     issuer: 'https://a',
     audience: '',
     mappings: [{ key: 'sub', valueExpression: 'x', role: 'Admin' }],
+    incarnation: 'c0ffee00-0000-4000-8000-000000000002',
   };
 
   it('finds configs by issuer and id, and reuses the compiled form of unchanged ones', () => {
