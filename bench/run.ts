@@ -236,6 +236,8 @@ async function main(): Promise<void> {
         issuer.sign({
           sub: `repo:octo-org/app-${i}:ref:refs/heads/main`,
           repository: `octo-org/app-${i}`,
+          repository_owner_id: '5',
+          ref: 'refs/heads/main',
           run_id: String(i),
           exp,
         }),
@@ -368,6 +370,23 @@ async function main(): Promise<void> {
     const [floorAgain, many] = await compare([floorTarget, gatewayTarget]);
     say(row('floor (jose verify + sign)', floorAgain!));
     say(row('gateway, 10 001 configs, 100 mappings', many!, floorAgain));
+    // The same, with the conditions a careful GitHub config has (AND-ed before the mappings).
+    const conditions = [
+      { key: 'repository_owner_id', valueExpression: '5' },
+      { key: 'ref', valueExpression: 'refs/heads/main' },
+    ];
+    const withConditions = new pg.Client({ connectionString: database.url });
+    await withConditions.connect();
+    await withConditions.query(`UPDATE m2m_configs SET conditions = $1 WHERE id = $2`, [
+      JSON.stringify(conditions),
+      configId,
+    ]);
+    await withConditions.end();
+    await sleep(1500);
+    await drive(gatewayUrl, tokens, { duration: 2 });
+    const [floorThird, conditioned] = await compare([floorTarget, gatewayTarget]);
+    say(row('floor (jose verify + sign)', floorThird!));
+    say(row('gateway, 10 001 configs, 100 mappings, 2 conditions', conditioned!, floorThird));
     say(
       `\n10 001 configs and 100 mappings / 1 config: ${((100 * many!.cpuMsPerRequest!) / gateway!.cpuMsPerRequest!).toFixed(1)} % of the CPU per request`,
     );

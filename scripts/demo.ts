@@ -67,6 +67,8 @@ try {
     issuer: github.issuer,
     audience: 'm2m-gateway',
     tokenExpirationDuration: '15m',
+    // Conditions must all hold before any mapping counts: here, only octo-org's repositories.
+    conditions: [{ key: 'repository_owner_id', valueExpression: '5' }],
     mappings: [
       { key: 'repository_id', valueExpression: '74', role: 'Continuous Integration' },
       {
@@ -87,6 +89,7 @@ try {
     repository: 'octo-org/octo-repo',
     repository_id: '74',
     repository_owner: 'octo-org',
+    repository_owner_id: '5',
     actor: 'octocat',
     actor_id: '12',
     ref: 'refs/heads/main',
@@ -111,7 +114,38 @@ try {
   const status = await fetch(`${base}/v1/auth/status`, { headers: { authorization: `Bearer ${accessToken}` } });
   say(await status.text());
 
-  say('\n6. The audit trail has it all:');
+  say('\n6. A job of another owner is refused, and the caller learns nothing about the policy:');
+  const stranger = await github.sign({
+    sub: 'repo:evil-org/octo-repo:ref:refs/heads/main',
+    aud: 'm2m-gateway',
+    repository: 'evil-org/octo-repo',
+    repository_id: '74',
+    repository_owner: 'evil-org',
+    repository_owner_id: '666',
+    actor: 'mallory',
+    actor_id: '13',
+    ref: 'refs/heads/main',
+  });
+  shell(`curl -s ${base}/v1/auth/m2m/exchange -d '{"idToken":"$STRANGER_TOKEN"}'`);
+  await fetch(`${base}/v1/auth/m2m/exchange`, { method: 'POST', body: JSON.stringify({ idToken: stranger }) }).then(
+    async (response) => say(await response.text()),
+  );
+
+  say('\n7. An admin asks why (explain runs the whole exchange without minting):');
+  shell(`curl -s -u admin:${PASSWORD} ${base}/v1/auth/m2m/explain -d '{"idToken":"$STRANGER_TOKEN"}'`);
+  const response = await fetch(`${base}/v1/auth/m2m/explain`, {
+    method: 'POST',
+    headers: { authorization: `Basic ${Buffer.from(`admin:${PASSWORD}`).toString('base64')}` },
+    body: JSON.stringify({ idToken: stranger }),
+  });
+  const explanation = (await response.json()) as {
+    decision: string;
+    steps: { name: string; ok: boolean; detail: string }[];
+  };
+  say(`decision: ${explanation.decision}`);
+  for (const step of explanation.steps) say(`  ${step.ok ? 'ok  ' : 'FAIL'}  ${step.name.padEnd(11)} ${step.detail}`);
+
+  say('\n8. The audit trail has it all (a refused exchange keeps its verified claims, so it can be explained later):');
   shell(`curl -s -u admin:${PASSWORD} '${base}/v1/audit?limit=2'`);
   await call('GET', '/v1/audit?limit=2');
   say('\nDone. Next: README.md for running it for real, docs/github-actions.md for a real workflow.');

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import express, { type Express } from 'express';
 import { pinoHttp } from 'pino-http';
 import type { Logger } from 'pino';
+import type { Explain } from './domain/explain.js';
 import type { M2mConfigService } from './domain/m2m-config-service.js';
 import type { Metrics } from './metrics.js';
 import type { RoleService } from './domain/role-service.js';
@@ -26,6 +27,7 @@ export interface AppDeps {
   readonly checkReadiness: () => Promise<void>;
   readonly trustProxy: false | number | readonly string[];
   readonly exchange: Exchange;
+  readonly explain: Explain;
   readonly audit: AuditLog;
   readonly translateError: TranslateError;
   readonly metrics: Metrics;
@@ -93,7 +95,7 @@ export function createApp(deps: AppDeps): Express {
   const guard = createAdminGuard(deps.authenticate);
   app.use(createStatusRoutes(guard, deps.checkReadiness));
   app.use(createWellKnownRoutes(deps.publication));
-  app.use(createM2mRoutes(deps.configs, guard));
+  app.use(createM2mRoutes(deps.configs, deps.explain, guard));
   app.use(createRoleRoutes(deps.roles, guard));
   app.use(createAuditRoutes(deps.audit, guard));
 

@@ -158,15 +158,31 @@ function readKeyEncryptionKey(raw: string | undefined, problems: string[]): Buff
 
 /** Express's named subnets, which are as explicit as an address list. */
 const TRUST_PROXY_NAMES = ['loopback', 'linklocal', 'uniquelocal'];
+/** More hops than any real chain of proxies: a larger count believes addresses the client wrote itself. */
+const MAX_TRUST_PROXY_HOPS = 10;
 
 /**
  * TRUST_PROXY: a hop count or a comma list of proxy addresses, subnets or
  * Express's subnet names. `true` is refused: it would believe the leftmost
- * X-Forwarded-For entry, which any client writes itself.
+ * X-Forwarded-For entry, which any client writes itself. So is anything that
+ * comes close to it (a huge hop count, a subnet holding a large share of the
+ * internet), and anything Express would throw on at start.
  */
 function readTrustProxy(raw: string | undefined, problems: string[]): false | number | string[] {
   if (raw === undefined || raw === 'false' || raw === '0') return false;
-  if (/^\d+$/.test(raw)) return Number(raw);
+  const refuse = (reason?: string) => {
+    problems.push(
+      `TRUST_PROXY must be a hop count or a comma list of proxy addresses or CIDRs, got ${JSON.stringify(raw)}` +
+        (reason === undefined ? '' : `: ${reason}`),
+    );
+    return false as const;
+  };
+  if (/^\d+$/.test(raw)) {
+    const hops = Number(raw);
+    return /^[1-9]\d*$/.test(raw) && hops <= MAX_TRUST_PROXY_HOPS
+      ? hops
+      : refuse(`a hop count is from 1 to ${MAX_TRUST_PROXY_HOPS}`);
+  }
   if (raw.toLowerCase() === 'true') {
     problems.push(
       'TRUST_PROXY=true is refused: it lets any client choose its address with X-Forwarded-For; ' +
@@ -175,14 +191,10 @@ function readTrustProxy(raw: string | undefined, problems: string[]): false | nu
     return false;
   }
   const entries = raw.split(',').map((entry) => entry.trim());
-  const wrong = entries.filter((entry) => !TRUST_PROXY_NAMES.includes(entry) && !isAddressOrSubnet(entry));
-  if (wrong.length > 0) {
-    problems.push(
-      `TRUST_PROXY must be a hop count or a comma list of proxy addresses or CIDRs, got ${JSON.stringify(raw)}`,
-    );
-    return false;
-  }
-  return entries;
+  const subnets = entries.filter((entry) => !TRUST_PROXY_NAMES.includes(entry));
+  if (!subnets.every(isAddressOrSubnet)) return refuse();
+  const problem = subnets.map(subnetProblem).find((found) => found !== undefined);
+  return problem === undefined ? entries : refuse(problem);
 }
 
 function isAddressOrSubnet(entry: string): boolean {
@@ -190,6 +202,48 @@ function isAddressOrSubnet(entry: string): boolean {
   const version = net.isIP(address);
   if (version === 0 || rest.length > 0) return false;
   return prefix === undefined || (/^\d+$/.test(prefix) && Number(prefix) <= (version === 4 ? 32 : 128));
+}
+
+/**
+ * proxy-addr matches an IPv4 peer against an IPv6 subnet through this range,
+ * so an IPv6 subnet inside it trusts IPv4 peers, and one around it trusts them all.
+ */
+const IPV4_MAPPED = new net.BlockList();
+IPV4_MAPPED.addSubnet('::ffff:0:0', 96, 'ipv6');
+const MIN_IPV4_PREFIX = 8;
+const MIN_IPV6_PREFIX = 16;
+
+/** Why an address or CIDR (already well-formed) is refused as a trusted proxy, or undefined when it is fine. */
+function subnetProblem(entry: string): string | undefined {
+  const [address = '', prefixText] = entry.split('/');
+  const quoted = JSON.stringify(entry);
+  // proxy-addr reads zones more narrowly than net.isIP and throws at start on the rest.
+  if (address.includes('%')) return `${quoted} names a zone; give the address alone`;
+  // Likewise for an IPv4 tail anywhere but after ::ffff: (proxy-addr refuses "::1.2.3.4").
+  if (net.isIPv6(address) && address.includes('.') && !/^::ffff:[\d.]+$/i.test(address)) {
+    return `${quoted} embeds an IPv4 address; write it as ::ffff:a.b.c.d or in hex`;
+  }
+  if (prefixText === undefined) return undefined;
+  // proxy-addr reads "/00" as 0 and throws at start; an exact spelling leaves no doubt what is meant.
+  if (prefixText.length > 1 && prefixText.startsWith('0')) return `${quoted} has a leading zero in its prefix`;
+  const prefix = Number(prefixText);
+  if (net.isIPv4(address)) {
+    return prefix < MIN_IPV4_PREFIX
+      ? `${quoted} is too broad: an IPv4 prefix must be from /${MIN_IPV4_PREFIX} to /32`
+      : undefined;
+  }
+  const subnet = new net.BlockList();
+  subnet.addSubnet(address, prefix, 'ipv6');
+  // A prefix of 96 or less either holds the whole mapped range or none of it.
+  if (prefix <= 96 && subnet.check('::ffff:0:0', 'ipv6')) return `${quoted} is too broad: it holds every IPv4 address`;
+  if (prefix > 96 && IPV4_MAPPED.check(address, 'ipv6')) {
+    return prefix - 96 < MIN_IPV4_PREFIX
+      ? `${quoted} is too broad: an IPv4-mapped prefix must be from /${96 + MIN_IPV4_PREFIX} to /128`
+      : undefined;
+  }
+  return prefix < MIN_IPV6_PREFIX
+    ? `${quoted} is too broad: an IPv6 prefix must be from /${MIN_IPV6_PREFIX} to /128`
+    : undefined;
 }
 
 const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g;

@@ -27,14 +27,17 @@ export class GatewayError extends Error {
 
   /** For RESOURCE_EXHAUSTED: when the caller may try again (the Retry-After header). */
   readonly retryAfterSeconds: number | undefined;
+  /** For a refused input: each problem on its own, as the message lists them. */
+  readonly problems: readonly string[];
 
   constructor(
     readonly code: GrpcCodeName,
     message: string,
-    options?: { cause?: unknown; retryAfterSeconds?: number },
+    options?: { cause?: unknown; retryAfterSeconds?: number; problems?: readonly string[] },
   ) {
     super(message, options);
     this.retryAfterSeconds = options?.retryAfterSeconds;
+    this.problems = options?.problems ?? [message];
   }
 }
 

@@ -14,16 +14,17 @@ import { applyMigrations, defaultMigrationsDir, packageRoot, readMigrations } fr
 import { createAuditLog, type AuditLog } from './db/audit-log.js';
 import { createDatabase, translateDatabaseError } from './db/prisma.js';
 import { createRoleRepository } from './db/role-repository.js';
+import { createUsedTokenRepository } from './db/used-token-repository.js';
 import { createSigningKeyRepository } from './db/signing-key-repository.js';
 import { createConfigCache, createRoleCache } from './domain/config-cache.js';
-import { exchangeToken, type ExchangeDeps } from './domain/exchange.js';
-import { decodeUnverifiedJws } from './domain/jws.js';
+import { exchangeToken, type Decision, type ExchangeDeps } from './domain/exchange.js';
+import { createExplainer } from './domain/explain.js';
 import type { IssuerPolicy, M2mConfigType } from './domain/m2m-config.js';
 import { createM2mConfigService, type ConfigStore, type DiscoverIssuer } from './domain/m2m-config-service.js';
 import { createRoleService, type RoleStore } from './domain/role-service.js';
-import { GatewayError, failedPrecondition, messageOf } from './errors.js';
+import { failedPrecondition, messageOf } from './errors.js';
 import { ADMIN_FAILURES_PER_MINUTE, createAuthenticator } from './http/auth.js';
-import { createRateLimiter } from './http/rate-limit.js';
+import { createRateLimiter, createWindowLimiter } from './http/rate-limit.js';
 import { createAccessTokenVerifier } from './keys/access-token-verifier.js';
 import { bootstrapAdminPassword, createAdminPasswordVerifier } from './keys/admin-password.js';
 import { createPasswordHasher } from './keys/password-hasher.js';
@@ -104,72 +105,58 @@ function reloadingAfterWrites<T extends ConfigStore | RoleStore>(
 }
 
 const text = (value: unknown) => (typeof value === 'string' ? value.slice(0, 2048) : undefined);
-const sha256 = (idToken: unknown) =>
-  typeof idToken === 'string' ? createHash('sha256').update(idToken).digest('hex') : undefined;
+const sha256 = (idToken: string) => createHash('sha256').update(idToken).digest('hex');
 
-/** What can be read from a refused token without trusting it, for its audit record. */
-function describeRefusedToken(idToken: unknown) {
-  const tokenSha256 = sha256(idToken);
-  try {
-    const { header, payload } = decodeUnverifiedJws(idToken as string);
-    return {
-      tokenSha256,
-      issuer: text(payload.iss),
-      subject: text(payload.sub),
-      kid: text(header.kid),
-      alg: text(header.alg),
-    };
-  } catch {
-    return { tokenSha256 };
-  }
+/** Flattened claims kept with a refused exchange, so that it can be explained later; larger sets are left out. */
+const MAX_AUDITED_CLAIMS_BYTES = 8 * 1024;
+
+function auditedClaims(decision: Decision): { claims?: Record<string, readonly string[]>; claimsOmitted?: string } {
+  if (!decision.claims) return {};
+  const claims = Object.fromEntries(decision.claims);
+  return Buffer.byteLength(JSON.stringify(claims)) <= MAX_AUDITED_CLAIMS_BYTES
+    ? { claims }
+    : { claimsOmitted: `larger than ${MAX_AUDITED_CLAIMS_BYTES} bytes` };
 }
 
 /**
- * Every exchange leaves an audit record (SPEC §4): config, subject and roles,
- * or the refusal and its internal reason; the token only as its SHA-256.
+ * Every exchange leaves an audit record and a metric: config, subject and
+ * roles, or the refusal with the step that refused it and why (more than the
+ * caller is told), the verified claims of a refused token, and the token only
+ * as its SHA-256. They observe the decision the exchange recorded: the same
+ * bytes that were judged.
  */
-function auditedExchange(deps: ExchangeDeps, audit: AuditLog, metrics: Metrics) {
-  return async (idToken: unknown, requestId: string) => {
-    const started = performance.now();
-    const elapsed = () => (performance.now() - started) / 1000;
-    try {
-      const result = await exchangeToken(deps, idToken);
-      metrics.exchangeFinished('minted', result.config.type, elapsed());
-      const { roles, jti, exp, sub } = result.claims;
+function observeExchanges(audit: AuditLog, metrics: Metrics): NonNullable<ExchangeDeps['observe']> {
+  return (decision, idToken, { requestId, startedAt }) => {
+    const config = decision.active?.config;
+    const outcome = decision.refusal ? 'refused' : 'minted';
+    metrics.exchangeFinished(outcome, config?.type ?? 'none', (performance.now() - startedAt) / 1000);
+    const token = {
+      tokenSha256: sha256(idToken),
+      issuer: text(decision.issuer),
+      subject: text(decision.payload?.sub),
+      kid: text(decision.header?.kid),
+      alg: text(decision.header?.alg),
+    };
+    if (decision.refusal) {
+      const failed = decision.steps.at(-1);
       audit.enqueue({
         action: 'exchange',
-        outcome: 'minted',
-        requestId,
-        configId: result.config.id,
-        details: {
-          tokenSha256: sha256(idToken),
-          issuer: result.config.issuer,
-          subject: text(result.idToken.subject),
-          kid: text(result.idToken.kid),
-          alg: text(result.idToken.alg),
-          roles,
-          jti,
-          exp,
-          accessTokenSubject: sub,
-          accessTokenKid: result.kid,
-        },
-      });
-      return result;
-    } catch (error) {
-      const token = describeRefusedToken(idToken);
-      const cause = error instanceof GatewayError && error.cause !== undefined ? ` (${messageOf(error.cause)})` : '';
-      const config = token.issuer === undefined ? undefined : deps.configs.byIssuer(token.issuer)?.config;
-      metrics.exchangeFinished('refused', config?.type ?? 'none', elapsed());
-      audit.enqueue({
-        action: 'exchange',
-        outcome: 'refused',
+        outcome,
         requestId,
         configId: config?.id,
-        reason: `${messageOf(error)}${cause}`,
-        details: { ...token, code: error instanceof GatewayError ? error.code : 'INTERNAL' },
+        reason: decision.reason,
+        details: { ...token, code: decision.refusal.code, step: failed?.name ?? '', ...auditedClaims(decision) },
       });
-      throw error;
+      return;
     }
+    const { roles, jti, exp, sub } = decision.accessClaims!;
+    audit.enqueue({
+      action: 'exchange',
+      outcome,
+      requestId,
+      configId: config?.id,
+      details: { ...token, roles, jti, exp, accessTokenSubject: sub, accessTokenKid: decision.accessTokenKid },
+    });
   };
 }
 
@@ -249,7 +236,7 @@ export async function startGateway(config: AppConfig, logger: Logger, options: G
     const kubeHttp = createKubeIssuerClient(clusterHttp, kube);
     closers.push(async () => [http, clusterHttp].forEach((client) => client.close()));
     const clientFor = (type: M2mConfigType) => (type === 'KUBE_SERVICE_ACCOUNT' ? kubeHttp : http);
-    // One issuer's clients may use many addresses; their sum is bounded too (docs/security.md).
+    // One config's clients may use many addresses; their sum is bounded too (docs/security.md).
     const issuerLimiter = createRateLimiter(config.exchangeRateLimit * ISSUER_LIMIT_FACTOR);
     const verifier = createIdTokenVerifier({
       clientFor,
@@ -311,17 +298,29 @@ export async function startGateway(config: AppConfig, logger: Logger, options: G
       newId: randomUUID,
     });
 
+    const usedTokens = createUsedTokenRepository(db);
     const exchangeDeps: ExchangeDeps = {
       configs: configCache,
       verifier: config.kubeTokenReview ? withTokenReview(verifier, createTokenReviewer(clusterHttp, kube)) : verifier,
       signer: keyRing.signer,
+      replays: usedTokens,
       gatewayIssuer: config.gatewayIssuer,
+      clockSkewSeconds: config.clockSkewSeconds,
       now,
       newJti,
-      admitIssuer: (issuer) => issuerLimiter.take(issuer),
+      admitConfig: (configId) => issuerLimiter.take(configId),
+      observe: observeExchanges(audit, metrics),
     };
-
-    const exchange = auditedExchange(exchangeDeps, audit, metrics);
+    // Single-use ids are kept only while their token could still be accepted somewhere.
+    const forgetUsedTokens = setInterval(
+      () =>
+        void usedTokens
+          .forgetExpired(now())
+          .catch((error: unknown) => logger.warn({ err: error }, 'could not forget expired single-use ids')),
+      60_000,
+    );
+    forgetUsedTokens.unref();
+    closers.push(async () => clearInterval(forgetUsedTokens));
 
     const migrationNames = migrations.map((m) => m.name);
     const checkReadiness = async () => {
@@ -336,7 +335,7 @@ export async function startGateway(config: AppConfig, logger: Logger, options: G
     const authenticate = createAuthenticator(
       createAdminPasswordVerifier(credentials, passwords),
       createAccessTokenVerifier({ keyRing, issuer: config.gatewayIssuer, configs: configCache, roles: roleCache, now }),
-      createRateLimiter(ADMIN_FAILURES_PER_MINUTE),
+      createWindowLimiter(ADMIN_FAILURES_PER_MINUTE),
     );
     const app = createApp({
       logger,
@@ -346,7 +345,14 @@ export async function startGateway(config: AppConfig, logger: Logger, options: G
       checkReadiness,
       trustProxy: config.trustProxy,
       exchangeRateLimit: config.exchangeRateLimit,
-      exchange: (idToken, req) => exchange(idToken, String(req.id)),
+      exchange: (idToken, req) =>
+        exchangeToken(exchangeDeps, idToken, { requestId: String(req.id), startedAt: performance.now() }),
+      explain: createExplainer({
+        exchange: exchangeDeps,
+        configs: configCache,
+        validate: (input) => configs.validate(input),
+        audit,
+      }),
       audit,
       translateError: translateDatabaseError,
       metrics,

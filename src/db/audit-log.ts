@@ -151,19 +151,40 @@ export function createAuditLog(
         orderBy: { id: 'desc' },
         take: query.limit,
       });
-      return rows.map((row) => ({
-        id: row.id,
-        occurredAt: row.occurredAt,
-        action: row.action as AuditEvent['action'],
-        outcome: row.outcome as AuditOutcome,
-        requestId: row.requestId ?? undefined,
-        actor: row.actor ?? undefined,
-        configId: row.configId ?? undefined,
-        reason: row.reason ?? undefined,
-        details: row.details as Record<string, unknown>,
-      }));
+      return rows.map(toStoredEvent);
+    },
+
+    /** One event by id, once queued events are written. */
+    async get(id: bigint): Promise<StoredAuditEvent | undefined> {
+      await flush();
+      const row = await db.auditEvent.findUnique({ where: { id } });
+      return row ? toStoredEvent(row) : undefined;
     },
   } satisfies AuditTrail & Record<string, unknown>;
+}
+
+function toStoredEvent(row: {
+  id: bigint;
+  occurredAt: Date;
+  action: string;
+  outcome: string;
+  requestId: string | null;
+  actor: string | null;
+  configId: string | null;
+  reason: string | null;
+  details: unknown;
+}): StoredAuditEvent {
+  return {
+    id: row.id,
+    occurredAt: row.occurredAt,
+    action: row.action as AuditEvent['action'],
+    outcome: row.outcome as AuditOutcome,
+    requestId: row.requestId ?? undefined,
+    actor: row.actor ?? undefined,
+    configId: row.configId ?? undefined,
+    reason: row.reason ?? undefined,
+    details: row.details as Record<string, unknown>,
+  };
 }
 
 export type AuditLog = ReturnType<typeof createAuditLog>;

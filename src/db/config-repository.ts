@@ -1,6 +1,6 @@
 import type { ConfigStore } from '../domain/m2m-config-service.js';
 import { issuerTaken } from '../domain/m2m-config-service.js';
-import type { StoredM2mConfig } from '../domain/m2m-config.js';
+import type { Condition, PolicyTest, StoredM2mConfig } from '../domain/m2m-config.js';
 import { invalidArgument } from '../errors.js';
 import { isForeignKeyViolation, isUniqueViolation } from './database-errors.js';
 import type { Database } from './prisma.js';
@@ -18,6 +18,10 @@ const toConfig = (row: ConfigRow): StoredM2mConfig => ({
   mappings: row.mappings.map((m) => ({ key: m.key, valueExpression: m.valueExpression, role: m.roleName })),
   issuer: row.issuer,
   audience: row.audience,
+  conditions: row.conditions as unknown as Condition[],
+  maxTokenAge: row.maxTokenAge,
+  singleUse: row.singleUse,
+  tests: row.tests as unknown as PolicyTest[],
   incarnation: row.incarnation,
 });
 
@@ -36,8 +40,11 @@ export function createConfigRepository(db: Database): ConfigStore {
       return row ? toConfig(row) : undefined;
     },
 
-    async findByIssuer(issuer) {
-      const row = await db.m2mConfig.findUnique({ where: { issuer }, include: withMappings });
+    async findByIssuerAndAudience(issuer, audience) {
+      const row = await db.m2mConfig.findUnique({
+        where: { issuer_audience: { issuer, audience } },
+        include: withMappings,
+      });
       return row ? toConfig(row) : undefined;
     },
 
@@ -48,6 +55,10 @@ export function createConfigRepository(db: Database): ConfigStore {
         tokenExpirationDuration: config.tokenExpirationDuration,
         issuer: config.issuer,
         audience: config.audience,
+        conditions: config.conditions as unknown as object[],
+        maxTokenAge: config.maxTokenAge,
+        singleUse: config.singleUse,
+        tests: config.tests as unknown as object[],
         incarnation: config.incarnation,
       };
       try {
@@ -65,7 +76,7 @@ export function createConfigRepository(db: Database): ConfigStore {
           }),
         ]);
       } catch (error) {
-        if (isUniqueViolation(error)) throw issuerTaken(config.issuer);
+        if (isUniqueViolation(error)) throw issuerTaken(config.issuer, config.audience);
         if (isForeignKeyViolation(error))
           throw invalidArgument('invalid machine-to-machine config: a mapped role no longer exists');
         throw error;

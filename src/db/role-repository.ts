@@ -59,9 +59,5 @@ export function createRoleRepository(db: Database): RoleStore & RoleDirectory {
     async ensure(roles) {
       await db.role.createMany({ data: roles.map(toRow), skipDuplicates: true });
     },
-
-    async names() {
-      return (await db.role.findMany({ select: { name: true } })).map((row) => row.name);
-    },
   };
 }

@@ -1,6 +1,13 @@
 /** What the audit trail records (SPEC §4): every config or role change, and every exchange. */
 export type AuditAction =
-  'config.create' | 'config.update' | 'config.delete' | 'role.create' | 'role.update' | 'role.delete' | 'exchange';
+  | 'config.create'
+  | 'config.update'
+  | 'config.delete'
+  | 'config.explain'
+  | 'role.create'
+  | 'role.update'
+  | 'role.delete'
+  | 'exchange';
 
 export const AUDIT_OUTCOMES = ['applied', 'minted', 'refused'] as const;
 export type AuditOutcome = (typeof AUDIT_OUTCOMES)[number];

@@ -111,7 +111,8 @@ export function flattenClaims(payload: Readonly<Record<string, unknown>>, json?:
   };
   const visit = (prefix: string, object: Readonly<Record<string, unknown>>, depth: number) => {
     for (const [name, value] of Object.entries(object)) {
-      const key = prefix === '' ? name : `${prefix}.${name}`;
+      // By depth, not by an empty prefix: a member named "" is a segment too, or `{"": {"x": …}}` would pass for `x`.
+      const key = depth === 1 ? name : `${prefix}.${name}`;
       if (!isNested(value)) leaf(key, value);
       else if (depth < MAX_CLAIM_DEPTH) visit(key, value, depth + 1);
     }

@@ -1,6 +1,7 @@
 import type { ActiveConfig, ConfigLookup } from './exchange.js';
+import { NANOS_PER_SECOND, parseGoDuration } from './go-duration.js';
 import { tokenLifetimeSeconds, type StoredM2mConfig } from './m2m-config.js';
-import { compileMappings } from './role-mapping.js';
+import { compilePolicy } from './policy.js';
 import type { Role } from './roles.js';
 import { messageOf } from '../errors.js';
 
@@ -10,14 +11,20 @@ export interface UnusableConfig {
   readonly reason: string;
 }
 
-const NO_MAPPINGS = compileMappings([]);
+const NO_POLICY = compilePolicy({ conditions: [], mappings: [] });
 
-function activate(config: StoredM2mConfig): ActiveConfig {
+/** A stored config made ready for exchanges: an error here never stops the others from loading. */
+export function activate(config: StoredM2mConfig): ActiveConfig {
   try {
-    return { config, mappings: compileMappings(config.mappings), lifetimeSeconds: tokenLifetimeSeconds(config) };
+    return {
+      config,
+      policy: compilePolicy(config),
+      lifetimeSeconds: tokenLifetimeSeconds(config),
+      maxTokenAgeSeconds:
+        config.maxTokenAge === '' ? undefined : parseGoDuration(config.maxTokenAge) / NANOS_PER_SECOND,
+    };
   } catch (error) {
-    // Refused at exchange time, never a reason to stop loading the others.
-    return { config, mappings: NO_MAPPINGS, lifetimeSeconds: 0, unusable: messageOf(error) };
+    return { config, policy: NO_POLICY, lifetimeSeconds: 0, maxTokenAgeSeconds: undefined, unusable: messageOf(error) };
   }
 }
 
@@ -28,12 +35,12 @@ function activate(config: StoredM2mConfig): ActiveConfig {
  * compiled is kept as unusable, so that it is refused, not skipped.
  */
 export function createConfigCache() {
-  let byIssuer = new Map<string, ActiveConfig>();
+  let byIssuer = new Map<string, ActiveConfig[]>();
   let byId = new Map<string, ActiveConfig>();
   let fingerprints = new Map<string, string>();
 
   return {
-    byIssuer: (issuer: string) => byIssuer.get(issuer),
+    configsOf: (issuer: string): readonly ActiveConfig[] => byIssuer.get(issuer) ?? [],
     byId: (id: string) => byId.get(id),
     get size() {
       return byId.size;
@@ -59,7 +66,12 @@ export function createConfigCache() {
       }
       byId = nextById;
       fingerprints = nextFingerprints;
-      byIssuer = new Map([...nextById.values()].map((active) => [active.config.issuer, active]));
+      byIssuer = new Map();
+      for (const active of nextById.values()) {
+        const ofIssuer = byIssuer.get(active.config.issuer);
+        if (ofIssuer) ofIssuer.push(active);
+        else byIssuer.set(active.config.issuer, [active]);
+      }
       return unusable;
     },
   } satisfies ConfigLookup & Record<string, unknown>;

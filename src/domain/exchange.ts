@@ -1,33 +1,54 @@
-import { GatewayError, invalidArgument, tooManyRequests } from '../errors.js';
+import { GatewayError, tooManyRequests } from '../errors.js';
 import { buildAccessTokenClaims, type AccessTokenClaims } from './access-token.js';
-import { InvalidClaimsError, flattenClaims } from './claims.js';
-import { IdentityError, identify } from './identity.js';
+import { InvalidClaimsError, flattenClaims, type FlatClaims } from './claims.js';
+import { formatDuration } from './go-duration.js';
+import { IdentityError, identify, type Identity } from './identity.js';
 import { MalformedJwsError, decodeUnverifiedJws } from './jws.js';
 import type { JsonObject } from './problems.js';
 import type { M2mConfig, StoredM2mConfig } from './m2m-config.js';
-import { resolveRoles, type CompiledMappings } from './role-mapping.js';
+import { explainPolicy, failedCondition, type CompiledPolicy, type PolicyOutcome } from './policy.js';
+import { resolveRoles } from './role-mapping.js';
 
-/** A stored config, ready for exchanges: mappings compiled, lifetime parsed. */
+/** A stored config, ready for exchanges: policy compiled, durations parsed. */
 export interface ActiveConfig {
   readonly config: StoredM2mConfig;
-  readonly mappings: CompiledMappings;
+  readonly policy: CompiledPolicy;
   readonly lifetimeSeconds: number;
+  /** maxTokenAge in seconds; undefined when off. */
+  readonly maxTokenAgeSeconds: number | undefined;
   /** Set when the stored config could not be compiled: it is refused, never skipped. */
   readonly unusable?: string;
 }
 
 export interface ConfigLookup {
-  byIssuer(issuer: string): ActiveConfig | undefined;
+  /** Every config of exactly this issuer (one per audience). */
+  configsOf(issuer: string): readonly ActiveConfig[];
+}
+
+/** The check of verification that refused a token: it names the step of the decision. */
+export type VerificationCheck = 'signature' | 'exp' | 'nbf' | 'iat' | 'audience' | 'tokenReview';
+
+/** An ID token the verifier refused, with a reason safe to tell the caller. */
+export class IdTokenRejected extends Error {
+  override readonly name = 'IdTokenRejected';
+
+  constructor(
+    readonly reason: string,
+    readonly check: VerificationCheck = 'signature',
+  ) {
+    super(reason);
+  }
 }
 
 export interface IdTokenVerifier {
   /**
-   * Verifies the token against the config's issuer and audience (SPEC §3.2).
-   * `header` is its protected header as decoded to pick the config, which may
-   * only help to find the key; verification trusts nothing in it.
+   * Verifies the token against the config's issuer and audience: signature,
+   * `exp`, `nbf`, `iat` (with the clock skew) and `aud`. `header` is its
+   * protected header as decoded to pick the config, which may only help to
+   * find the key; verification trusts nothing in it.
    *
    * @returns the verified payload
-   * @throws GatewayError UNAUTHENTICATED with a safe reason, or UNAVAILABLE
+   * @throws IdTokenRejected, or GatewayError UNAVAILABLE when the issuer's keys cannot be had
    */
   verify(idToken: string, config: M2mConfig, header: JsonObject): Promise<Readonly<Record<string, unknown>>>;
 }
@@ -36,112 +57,417 @@ export interface TokenSigner {
   sign(claims: AccessTokenClaims): Promise<{ token: string; kid: string; alg: string }>;
 }
 
+/** Single-use ID tokens (by issuer and `jti`), shared by every replica. */
+export interface ReplayGuard {
+  /** @returns false when the token was claimed before */
+  claimOnce(issuer: string, jti: string, forgetAfter: Date): Promise<boolean>;
+  /** Whether the token was claimed, without claiming it (explain). */
+  isClaimed(issuer: string, jti: string): Promise<boolean>;
+}
+
 export interface ExchangeDeps {
   readonly configs: ConfigLookup;
   readonly verifier: IdTokenVerifier;
   readonly signer: TokenSigner;
+  readonly replays: ReplayGuard;
   /** `iss` of the gateway's own tokens, which are never accepted as ID tokens. */
   readonly gatewayIssuer: string;
+  readonly clockSkewSeconds: number;
   readonly now: () => Date;
   readonly newJti: () => string;
-  /** Per-issuer admission: 0 to go ahead, else the seconds to wait. */
-  readonly admitIssuer?: (issuer: string) => number;
+  /** Per-config admission of granted exchanges: 0 to go ahead, else the seconds to wait. */
+  readonly admitConfig?: (configId: string) => number;
+  /** Told every decision, granted or refused, with the same facts that were judged (audit, metrics). */
+  readonly observe?: (decision: Decision, idToken: string, context: ExchangeContext) => void;
 }
 
-export interface ExchangeResult {
-  readonly accessToken: string;
-  readonly claims: AccessTokenClaims;
-  readonly config: M2mConfig;
-  readonly kid: string;
-  /** The exchanged token's `sub`, `kid` and `alg`, for the audit record. */
-  readonly idToken: { readonly subject: unknown; readonly kid: unknown; readonly alg: unknown };
+/** Who asked, for the observers: the request's id and when it started (performance.now()). */
+export interface ExchangeContext {
+  readonly requestId: string;
+  readonly startedAt: number;
 }
 
-/** SPEC §3.1: ID tokens larger than this are refused before any parsing. */
+export interface DecisionStep {
+  readonly name: string;
+  readonly ok: boolean;
+  /** Filled for every step when explaining; on an exchange only for the step that refused. */
+  readonly detail: string;
+}
+
+/** Everything one exchange or explain found, in the order it was judged. */
+export interface Decision {
+  readonly steps: DecisionStep[];
+  /** The answer to the caller when refused: a GatewayError whose message is safe to show. */
+  refusal?: GatewayError;
+  /** What refused it, for admins (audit, explain): more than the caller is told. */
+  reason?: string;
+  issuer?: string;
+  header?: JsonObject;
+  /** The payload as decoded to choose the config; the verified one once the signature held. */
+  payload?: JsonObject;
+  active?: ActiveConfig;
+  /** The verified payload, flattened; set once the signature held. */
+  claims?: FlatClaims;
+  unmatchable: readonly string[];
+  roles: readonly string[];
+  policy?: PolicyOutcome;
+  identity?: Identity;
+  accessClaims?: AccessTokenClaims;
+  accessToken?: string;
+  accessTokenKid?: string;
+}
+
+/** ID tokens larger than this are refused before any parsing. */
 export const MAX_ID_TOKEN_BYTES = 16 * 1024;
 
-const unauthenticated = (message: string) => new GatewayError('UNAUTHENTICATED', message);
+/** The message callers get when no role results, whichever of conditions or mappings refused: the policy stays private. */
+export const NO_VALID_ROLE = 'no valid role: no mapping of the config matches the ID token';
 
-/**
- * Trades a third-party ID token for a gateway access token (SPEC §3.1):
- * peek `iss` → find config → verify → flatten claims → resolve roles → mint.
- *
- * @throws GatewayError INVALID_ARGUMENT, UNAUTHENTICATED or UNAVAILABLE
- */
-export async function exchangeToken(deps: ExchangeDeps, idToken: unknown): Promise<ExchangeResult> {
-  if (typeof idToken !== 'string' || idToken === '') throw invalidArgument('idToken is required');
-  if (Buffer.byteLength(idToken) > MAX_ID_TOKEN_BYTES) {
-    throw invalidArgument(`idToken is larger than ${MAX_ID_TOKEN_BYTES} bytes`);
+const unauthenticated = (message: string) => new GatewayError('UNAUTHENTICATED', message);
+const invalidToken = (reason: string) => unauthenticated(`ID token is invalid: ${reason}`);
+
+/** Records the steps of one decision; details are only worked out when they will be read. */
+class Judge {
+  readonly decision: Decision = { steps: [], unmatchable: [], roles: [] };
+
+  constructor(readonly explaining: boolean) {}
+
+  pass(name: string, detail: () => string): void {
+    this.decision.steps.push({ name, ok: true, detail: this.explaining ? detail() : '' });
   }
 
+  /** Records the refusal and returns the decision, so that callers can `return judge.refuse(...)`. */
+  refuse(name: string, refusal: GatewayError, reason = refusal.message): Decision {
+    this.decision.steps.push({ name, ok: false, detail: reason });
+    this.decision.refusal = refusal;
+    this.decision.reason = reason;
+    return this.decision;
+  }
+}
+
+const iso = (seconds: number) => new Date(seconds * 1000).toISOString().replace('.000Z', 'Z');
+const span = (seconds: number) => formatDuration(Math.abs(Math.round(seconds)));
+const quoteList = (values: readonly string[]) => `[${values.map((value) => JSON.stringify(value)).join(', ')}]`;
+const audiencesOf = (aud: unknown): string[] =>
+  typeof aud === 'string' ? [aud] : Array.isArray(aud) ? aud.filter((a): a is string => typeof a === 'string') : [];
+
+/**
+ * A config's choice among those of one issuer: the one whose audience the
+ * token names; else the one without audience; several that match are refused.
+ * With a single config of audiences the token lacks, that one is chosen, so
+ * that verification names the audience it expected.
+ */
+function chooseConfig(candidates: readonly ActiveConfig[], aud: unknown): ActiveConfig | ActiveConfig[] | undefined {
+  const audiences = audiencesOf(aud);
+  const named = candidates.filter(({ config }) => config.audience !== '' && audiences.includes(config.audience));
+  if (named.length > 1) return named;
+  return (
+    named[0] ??
+    candidates.find(({ config }) => config.audience === '') ??
+    (candidates.length === 1 ? candidates[0] : undefined)
+  );
+}
+
+/** Why verification refused, with the expected and actual values where they help (they are not secret). */
+function verificationReason(
+  check: VerificationCheck,
+  reason: string,
+  payload: JsonObject,
+  config: M2mConfig,
+  now: number,
+): string {
+  const { exp, nbf, iat } = payload;
+  switch (check) {
+    case 'exp':
+      return typeof exp === 'number' ? `expired ${span(now - exp)} ago (${iso(exp)})` : reason;
+    case 'nbf':
+      return typeof nbf === 'number' ? `not yet valid: valid from ${iso(nbf)} (in ${span(nbf - now)})` : reason;
+    case 'iat':
+      return typeof iat === 'number' ? `issued in the future (${iso(iat)}, ${span(iat - now)} ahead)` : reason;
+    case 'audience':
+      return `audience mismatch: expected ${JSON.stringify(config.audience)}, token has ${quoteList(audiencesOf(payload.aud))}`;
+    default:
+      return reason;
+  }
+}
+
+/**
+ * Judges an ID token as an exchange would (SPEC §3.1): peek `iss` → choose
+ * the config → verify → flatten claims → conditions → mappings → identity →
+ * hygiene, recording each step. Mints only when `mint` is set; explaining
+ * spends no single-use id.
+ */
+async function decide(deps: ExchangeDeps, idToken: string, judge: Judge): Promise<Decision> {
+  const { decision } = judge;
+  if (Buffer.byteLength(idToken) > MAX_ID_TOKEN_BYTES) {
+    return judge.refuse(
+      'token',
+      new GatewayError('INVALID_ARGUMENT', `the ID token is larger than ${MAX_ID_TOKEN_BYTES} bytes`),
+    );
+  }
   let unverified;
   try {
     unverified = decodeUnverifiedJws(idToken);
   } catch (error) {
     if (!(error instanceof MalformedJwsError)) throw error;
-    throw invalidArgument(`idToken is not a compact JWS: ${error.message}`);
+    return judge.refuse(
+      'token',
+      new GatewayError('INVALID_ARGUMENT', `the ID token is not a compact JWS: ${error.message}`),
+    );
   }
-  const { header, payload } = unverified;
-  if (typeof payload.iss !== 'string' || payload.iss === '') throw invalidArgument('the ID token has no iss');
-  const issuer = payload.iss;
+  const { header, payload, payloadText } = unverified;
+  decision.header = header;
+  decision.payload = payload;
+  if (typeof payload.iss !== 'string' || payload.iss === '') {
+    return judge.refuse('token', new GatewayError('INVALID_ARGUMENT', 'the ID token has no iss'));
+  }
+  const issuer = (decision.issuer = payload.iss);
   if (
     issuer === deps.gatewayIssuer ||
     (typeof header.typ === 'string' && /^(application\/)?at\+jwt$/i.test(header.typ))
   ) {
-    throw unauthenticated('ID token is invalid: access tokens are not ID tokens');
+    return judge.refuse('token', invalidToken('access tokens are not ID tokens'));
   }
+  judge.pass(
+    'token',
+    () => `a compact JWS signed with ${String(header.alg)}, key ${JSON.stringify(header.kid ?? null)}`,
+  );
 
-  const active = deps.configs.byIssuer(issuer);
-  if (!active) throw unauthenticated(`issuer ${JSON.stringify(issuer)} is not configured`);
-  if (active.unusable !== undefined) {
-    throw new GatewayError(
-      'UNAVAILABLE',
-      `the config of issuer ${JSON.stringify(issuer)} cannot be used; see the gateway's log`,
+  const candidates = deps.configs.configsOf(issuer);
+  if (candidates.length === 0)
+    return judge.refuse('issuer', unauthenticated(`issuer ${JSON.stringify(issuer)} is not configured`));
+  judge.pass('issuer', () => `${candidates.length} config(s) of issuer ${JSON.stringify(issuer)}`);
+
+  const chosen = chooseConfig(candidates, payload.aud);
+  if (Array.isArray(chosen)) {
+    return judge.refuse(
+      'config',
+      unauthenticated(`several configs of issuer ${JSON.stringify(issuer)} accept this token`),
+      `configs ${chosen.map(({ config }) => config.id).join(', ')} all name an audience the token has`,
     );
   }
+  if (!chosen) {
+    const expected = candidates.map(({ config }) => config.audience);
+    return judge.refuse(
+      'config',
+      invalidToken(
+        `audience mismatch: expected one of ${quoteList(expected)}, token has ${quoteList(audiencesOf(payload.aud))}`,
+      ),
+    );
+  }
+  const active = (decision.active = chosen);
   const { config } = active;
+  if (active.unusable !== undefined) {
+    return judge.refuse(
+      'config',
+      new GatewayError(
+        'UNAVAILABLE',
+        `the config of issuer ${JSON.stringify(issuer)} cannot be used; see the gateway's log`,
+      ),
+      `config ${config.id} cannot be compiled: ${active.unusable}`,
+    );
+  }
+  judge.pass(
+    'config',
+    () =>
+      `config ${config.id}${config.audience === '' ? ' (no audience)' : ` (audience ${JSON.stringify(config.audience)})`}`,
+  );
 
-  const verified = await deps.verifier.verify(idToken, config, header);
-  // Only tokens the issuer really signed spend its budget: forgeries naming it cannot cut off its clients.
-  const wait = deps.admitIssuer?.(issuer) ?? 0;
-  if (wait > 0) throw tooManyRequests(`too many exchanges for issuer ${JSON.stringify(issuer)}`, wait);
-  let claims;
+  let verified;
   try {
-    // The payload text decoded above is the segment whose signature was just verified: it tells which numbers
-    // JSON.parse rounded.
-    ({ claims } = flattenClaims(verified, unverified.payloadText));
+    verified = await deps.verifier.verify(idToken, config, header);
+  } catch (error) {
+    if (!(error instanceof IdTokenRejected)) {
+      if (error instanceof GatewayError) return judge.refuse('signature', error);
+      throw error;
+    }
+    const reason = verificationReason(error.check, error.reason, payload, config, deps.now().getTime() / 1000);
+    // jose checks the signature before any claim: a refused claim means the signature held.
+    if (error.check !== 'signature' && error.check !== 'tokenReview') judge.pass('signature', () => 'verified');
+    return judge.refuse(error.check, invalidToken(reason));
+  }
+  const now = deps.now().getTime() / 1000;
+  judge.pass('signature', () => `verified with key ${JSON.stringify(header.kid ?? null)}`);
+  if (judge.explaining) {
+    const { exp, nbf, iat } = verified;
+    judge.pass('exp', () => (typeof exp === 'number' ? `expires in ${span(exp - now)} (${iso(exp)})` : 'absent'));
+    judge.pass('nbf', () => (typeof nbf === 'number' ? `valid since ${iso(nbf)}` : 'absent'));
+    judge.pass('iat', () => (typeof iat === 'number' ? `issued ${span(now - iat)} ago (${iso(iat)})` : 'absent'));
+    judge.pass('audience', () =>
+      config.audience === ''
+        ? `not checked: the config names no audience; token has ${quoteList(audiencesOf(verified.aud))}`
+        : `expected ${JSON.stringify(config.audience)}, token has ${quoteList(audiencesOf(verified.aud))}`,
+    );
+  }
+  // The payload text decoded above is the segment whose signature was just verified: it tells which numbers
+  // JSON.parse rounded.
+  await judgeClaims(deps, judge, active, verified, payloadText, now);
+  return decision;
+}
+
+/**
+ * The steps after verification, shared by exchanges and by explaining
+ * claims: flatten, conditions, mappings, identity, hygiene.
+ */
+async function judgeClaims(
+  deps: ExchangeDeps,
+  judge: Judge,
+  active: ActiveConfig,
+  payload: Readonly<Record<string, unknown>>,
+  payloadText: string | undefined,
+  now: number,
+  token = true,
+): Promise<void> {
+  const { decision } = judge;
+  const { config, policy } = active;
+  let flattened;
+  try {
+    flattened = flattenClaims(payload, payloadText);
   } catch (error) {
     if (!(error instanceof InvalidClaimsError)) throw error;
-    throw unauthenticated(`ID token is invalid: ${error.message}`);
+    judge.refuse('claims', invalidToken(error.message));
+    return;
   }
-  const roles = resolveRoles(active.mappings, claims);
-  if (roles.length === 0) throw unauthenticated('no valid role: no mapping of the config matches the ID token');
+  const claims = (decision.claims = flattened.claims);
+  decision.unmatchable = flattened.unmatchable;
+  judge.pass('claims', () =>
+    flattened.unmatchable.length === 0
+      ? `${claims.size} claims`
+      : `${claims.size} claims; unmatchable: ${flattened.unmatchable.join(', ')}`,
+  );
 
-  let identity;
+  if (judge.explaining) decision.policy = explainPolicy(config, policy, claims);
+  const failed = failedCondition(policy, claims);
+  if (failed) {
+    const values = claims.get(failed.key);
+    judge.refuse(
+      'conditions',
+      unauthenticated(NO_VALID_ROLE),
+      `condition ${failed.key}: ${values ? `value ${quoteList(values)} does not match` : 'claim is absent, so it cannot match'} ${JSON.stringify(failed.valueExpression)}`,
+    );
+    return;
+  }
+  judge.pass('conditions', () => (policy.conditions.length === 0 ? 'none' : `all ${policy.conditions.length} hold`));
+
+  const roles = (decision.roles = resolveRoles(policy.mappings, claims));
+  if (roles.length === 0) {
+    judge.refuse('mappings', unauthenticated(NO_VALID_ROLE), 'no mapping matches the claims');
+    return;
+  }
+  judge.pass('mappings', () => `roles ${quoteList(roles)}`);
+
+  // Only exchanges that would be granted spend the budget: neither forgeries nor genuine tokens of strangers
+  // (anyone can have GitHub sign one) can cut off a config's clients. Explaining spends nothing.
+  const wait = judge.explaining ? 0 : (deps.admitConfig?.(config.id) ?? 0);
+  if (wait > 0) {
+    judge.refuse('budget', tooManyRequests(`too many exchanges for issuer ${JSON.stringify(config.issuer)}`, wait));
+    return;
+  }
+
   try {
-    identity = identify(config.type, claims);
+    decision.identity = identify(config.type, claims);
   } catch (error) {
     if (!(error instanceof IdentityError)) throw error;
-    throw unauthenticated(`ID token is invalid: ${error.message}`);
+    judge.refuse('identity', invalidToken(error.message));
+    return;
+  }
+  judge.pass('identity', () => `user ${JSON.stringify(decision.identity!.userId)}`);
+
+  if (!token) {
+    // Claims on their own have no age and no single use: those rules judge an ID token when it is exchanged.
+    if (active.maxTokenAgeSeconds !== undefined || config.singleUse) {
+      judge.pass('hygiene', () => 'not checked: maxTokenAge and singleUse apply to ID tokens, not to claims');
+    }
+  } else if (active.maxTokenAgeSeconds !== undefined) {
+    const { iat } = payload;
+    if (typeof iat !== 'number' || now - iat > active.maxTokenAgeSeconds + deps.clockSkewSeconds) {
+      judge.refuse(
+        'maxTokenAge',
+        invalidToken('too old'),
+        typeof iat === 'number'
+          ? `too old: issued ${span(now - iat)} ago (${iso(iat)}), at most ${config.maxTokenAge} allowed`
+          : `too old: no iat, and maxTokenAge is ${config.maxTokenAge}`,
+      );
+      return;
+    }
+    judge.pass('maxTokenAge', () => `issued ${span(now - iat)} ago, at most ${config.maxTokenAge}`);
   }
 
-  const accessClaims = buildAccessTokenClaims({
+  if (token && config.singleUse) {
+    const { jti, exp } = payload;
+    if (typeof jti !== 'string' || jti === '') {
+      judge.refuse('singleUse', invalidToken('no jti'), 'single use: the token has no jti');
+      return;
+    }
+    // Kept until no clock could still accept the token.
+    const forgetAfter = new Date(((typeof exp === 'number' ? exp : now) + deps.clockSkewSeconds) * 1000);
+    const issuer = config.issuer;
+    const fresh = judge.explaining
+      ? !(await deps.replays.isClaimed(issuer, jti))
+      : await deps.replays.claimOnce(issuer, jti, forgetAfter);
+    if (!fresh) {
+      judge.refuse(
+        'singleUse',
+        invalidToken('already used'),
+        `single use: jti ${JSON.stringify(jti)} was exchanged before`,
+      );
+      return;
+    }
+    judge.pass('singleUse', () => `jti ${JSON.stringify(jti)} not used before`);
+  }
+
+  decision.accessClaims = buildAccessTokenClaims({
     issuer: deps.gatewayIssuer,
     configId: config.id,
     configIncarnation: config.incarnation,
-    identity,
+    identity: decision.identity!,
     claims,
     roles,
     lifetimeSeconds: active.lifetimeSeconds,
     jti: deps.newJti(),
     now: deps.now(),
   });
-  const { token, kid } = await deps.signer.sign(accessClaims);
-  return {
-    accessToken: token,
-    claims: accessClaims,
-    config,
-    kid,
-    idToken: { subject: verified.sub, kid: header.kid, alg: header.alg },
-  };
+}
+
+/**
+ * Trades a third-party ID token for a gateway access token. The observer is
+ * told every decision — also one cut short by a failing port (the database
+ * behind single use, the signer) — before the caller is answered.
+ *
+ * @returns the granted decision, with `accessToken` and `accessClaims`
+ * @throws GatewayError INVALID_ARGUMENT, UNAUTHENTICATED, RESOURCE_EXHAUSTED or UNAVAILABLE for a refusal
+ */
+export async function exchangeToken(deps: ExchangeDeps, idToken: string, context: ExchangeContext): Promise<Decision> {
+  const judge = new Judge(false);
+  const { decision } = judge;
+  try {
+    await decide(deps, idToken, judge);
+    if (!decision.refusal) {
+      const { token, kid } = await deps.signer.sign(decision.accessClaims!);
+      decision.accessToken = token;
+      decision.accessTokenKid = kid;
+    }
+  } catch (error) {
+    decision.refusal = error instanceof GatewayError ? error : new GatewayError('INTERNAL', 'internal error');
+    decision.reason ??= error instanceof Error ? error.message : String(error);
+    deps.observe?.(decision, idToken, context);
+    throw error;
+  }
+  deps.observe?.(decision, idToken, context);
+  if (decision.refusal) throw decision.refusal;
+  return decision;
+}
+
+/** The whole exchange without minting or spending a single-use id, every step explained. */
+export const explainToken = (deps: ExchangeDeps, idToken: string): Promise<Decision> =>
+  decide(deps, idToken, new Judge(true));
+
+/** The steps after verification for claims given directly (explain): against a stored or an unsaved config. */
+export async function explainClaims(deps: ExchangeDeps, active: ActiveConfig, payload: JsonObject): Promise<Decision> {
+  const judge = new Judge(true);
+  judge.decision.active = active;
+  judge.decision.issuer = active.config.issuer;
+  judge.pass('config', () => `config ${active.config.id || '(unsaved)'}`);
+  await judgeClaims(deps, judge, active, payload, undefined, deps.now().getTime() / 1000, false);
+  return judge.decision;
 }

@@ -61,3 +61,12 @@ export function parseGoDuration(text: string): number {
 }
 
 export const NANOS_PER_SECOND = 1e9;
+
+/** Whole seconds as Go prints a duration: `3m12s`, `1h0m5s`, `0s`. */
+export function formatDuration(seconds: number): string {
+  const whole = Math.floor(Math.abs(seconds));
+  const [h, m, s] = [Math.floor(whole / 3600), Math.floor((whole % 3600) / 60), whole % 60];
+  if (h > 0) return `${h}h${m}m${s}s`;
+  if (m > 0) return `${m}m${s}s`;
+  return `${s}s`;
+}

@@ -1,7 +1,11 @@
 import { GatewayError, invalidArgument, notFound } from '../errors.js';
 import type { AuditContext, AuditTrail } from './audit.js';
-import { isJsonObject } from './problems.js';
+import { lintConfig, type LintWarning } from './lint.js';
+import { failingPolicyTests } from './policy.js';
+import type { Role } from './roles.js';
+import { isJsonObject, type JsonObject } from './problems.js';
 import {
+  KEPT_WHEN_ABSENT,
   parseM2mConfig,
   trustsTheSame,
   type IssuerPolicy,
@@ -14,14 +18,14 @@ import {
 export interface ConfigStore {
   list(): Promise<StoredM2mConfig[]>;
   get(id: string): Promise<StoredM2mConfig | undefined>;
-  findByIssuer(issuer: string): Promise<StoredM2mConfig | undefined>;
-  /** @throws GatewayError ALREADY_EXISTS when another config has the issuer */
+  findByIssuerAndAudience(issuer: string, audience: string): Promise<StoredM2mConfig | undefined>;
+  /** @throws GatewayError ALREADY_EXISTS when another config has the issuer and audience */
   save(config: StoredM2mConfig): Promise<void>;
   remove(id: string): Promise<void>;
 }
 
 export interface RoleDirectory {
-  names(): Promise<string[]>;
+  list(): Promise<Role[]>;
 }
 
 /**
@@ -47,14 +51,26 @@ export const isUuid = (id: string): boolean => UUID.test(id);
 export function createM2mConfigService(deps: M2mConfigServiceDeps) {
   const { store } = deps;
 
+  /** Every problem of a config (INVALID_ARGUMENT), then every stored test it fails (FAILED_PRECONDITION). */
   async function validate(input: unknown): Promise<M2mConfigFields> {
-    const roles = new Set(await deps.roles.names());
-    return parseM2mConfig(input, deps.issuerPolicy, (name) => roles.has(name));
+    const roles = new Set((await deps.roles.list()).map((role) => role.name));
+    const fields = parseM2mConfig(input, deps.issuerPolicy, (name) => roles.has(name));
+    const failures = failingPolicyTests(fields);
+    if (failures.length > 0) {
+      throw new GatewayError(
+        'FAILED_PRECONDITION',
+        `the config fails its tests, so it was not stored: ${failures.join('; ')}`,
+        {
+          problems: failures,
+        },
+      );
+    }
+    return fields;
   }
 
   async function write(config: M2mConfig, context: AuditContext): Promise<void> {
-    const holder = await store.findByIssuer(config.issuer);
-    if (holder && holder.id !== config.id) throw issuerTaken(config.issuer);
+    const holder = await store.findByIssuerAndAudience(config.issuer, config.audience);
+    if (holder && holder.id !== config.id) throw issuerTaken(config.issuer, config.audience);
     await deps.discoverIssuer(config);
     const before = await store.get(config.id);
     const incarnation = before && trustsTheSame(before, config) ? before.incarnation : deps.newId();
@@ -69,6 +85,23 @@ export function createM2mConfigService(deps: M2mConfigServiceDeps) {
   }
 
   return {
+    validate,
+
+    /** What Add would refuse (`problems`), and risky policy it would accept (`warnings`). */
+    async lint(input: unknown): Promise<{ problems: readonly string[]; warnings: readonly LintWarning[] }> {
+      try {
+        const fields = await validate(input);
+        return { problems: [], warnings: lintConfig(fields, await deps.roles.list()) };
+      } catch (error) {
+        if (
+          !(error instanceof GatewayError) ||
+          (error.code !== 'INVALID_ARGUMENT' && error.code !== 'FAILED_PRECONDITION')
+        ) {
+          throw error;
+        }
+        return { problems: error.problems, warnings: [] };
+      }
+    },
     list: () => store.list(),
 
     async get(id: string): Promise<M2mConfig> {
@@ -97,7 +130,8 @@ export function createM2mConfigService(deps: M2mConfigServiceDeps) {
           `id ${JSON.stringify(bodyId)} in the body differs from ${JSON.stringify(id)} in the path`,
         );
       }
-      const config = { ...(await validate(input)), id: id.toLowerCase() };
+      const before = await store.get(id.toLowerCase());
+      const config = { ...(await validate(before ? keepingAbsentFields(input, before) : input)), id: id.toLowerCase() };
       await write(config, context);
       return config;
     },
@@ -120,5 +154,24 @@ export function createM2mConfigService(deps: M2mConfigServiceDeps) {
 
 export type M2mConfigService = ReturnType<typeof createM2mConfigService>;
 
-export const issuerTaken = (issuer: string) =>
-  new GatewayError('ALREADY_EXISTS', `a machine-to-machine config for issuer ${JSON.stringify(issuer)} already exists`);
+/**
+ * An update's input with the stored value of every optional field it leaves
+ * out. StackRox clients rebuild a config from the five fields they know
+ * before a PUT; without this, an older client would drop an audience or the
+ * conditions, and widen trust by omission. A field present with an empty
+ * value still clears it.
+ */
+function keepingAbsentFields(input: unknown, stored: M2mConfig): unknown {
+  if (!isJsonObject(input)) return input;
+  const kept: JsonObject = { ...input };
+  for (const field of KEPT_WHEN_ABSENT) if (!Object.hasOwn(input, field)) kept[field] = stored[field];
+  return kept;
+}
+
+export const issuerTaken = (issuer: string, audience: string) =>
+  new GatewayError(
+    'ALREADY_EXISTS',
+    audience === ''
+      ? `a machine-to-machine config for issuer ${JSON.stringify(issuer)} already exists`
+      : `a machine-to-machine config for issuer ${JSON.stringify(issuer)} and audience ${JSON.stringify(audience)} already exists`,
+  );

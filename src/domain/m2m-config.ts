@@ -12,7 +12,20 @@ export interface RoleMapping {
   readonly role: string;
 }
 
-/** An AuthMachineToMachineConfig as stored and as sent on the wire (SPEC §1). */
+/** Must hold (all of them) before any mapping is evaluated: same syntax and whole-value matching as mappings. */
+export interface Condition {
+  readonly key: string;
+  readonly valueExpression: string;
+}
+
+/** A claim set stored with a config and the exact roles it must resolve to; [] means it must be refused. */
+export interface PolicyTest {
+  readonly name: string;
+  readonly claims: JsonObject;
+  readonly roles: readonly string[];
+}
+
+/** An AuthMachineToMachineConfig as stored and as sent on the wire (SPEC §1), with the policy extensions. */
 export interface M2mConfig {
   readonly id: string;
   readonly type: M2mConfigType;
@@ -20,7 +33,16 @@ export interface M2mConfig {
   readonly mappings: readonly RoleMapping[];
   readonly issuer: string;
   readonly audience: string;
+  readonly conditions: readonly Condition[];
+  /** A Go duration; '' is off. ID tokens issued longer ago than this are refused. */
+  readonly maxTokenAge: string;
+  /** Each ID token (issuer and jti) exchanges once across all replicas. */
+  readonly singleUse: boolean;
+  readonly tests: readonly PolicyTest[];
 }
+
+/** Optional fields that an update keeps when its body leaves them out, so that an older client cannot widen trust by omission. */
+export const KEPT_WHEN_ABSENT = ['audience', 'issuer', 'conditions', 'maxTokenAge', 'singleUse', 'tests'] as const;
 
 export type M2mConfigFields = Omit<M2mConfig, 'id'>;
 
@@ -35,7 +57,9 @@ export interface StoredM2mConfig extends M2mConfig {
 
 /** Whether a write keeps what `before` trusted, so that its tokens stay valid (roles are evaluated again). */
 export const trustsTheSame = (before: M2mConfig, after: M2mConfig): boolean =>
-  before.issuer === after.issuer && before.audience === after.audience;
+  before.issuer === after.issuer &&
+  before.audience === after.audience &&
+  JSON.stringify(before.conditions) === JSON.stringify(after.conditions);
 
 export const GITHUB_ACTIONS_ISSUER = 'https://token.actions.githubusercontent.com';
 
@@ -53,6 +77,11 @@ export const MAX_MAPPINGS = 100;
 export const MAX_MAPPING_KEY_LENGTH = 256;
 export const MAX_ISSUER_LENGTH = 2048;
 export const MAX_AUDIENCE_LENGTH = 1024;
+export const MAX_CONDITIONS = 20;
+export const MAX_TESTS = 50;
+export const MAX_TEST_NAME_LENGTH = 256;
+/** The claims of one stored test, as JSON text. */
+export const MAX_TEST_CLAIMS_BYTES = 8 * 1024;
 
 /**
  * The token lifetime of a config, in seconds.
@@ -95,9 +124,109 @@ export function parseM2mConfig(
     problems.add(`audience is longer than ${MAX_AUDIENCE_LENGTH} characters`);
   }
   const issuer = type ? resolveIssuer(type, readString(input, 'issuer', problems), policy, problems) : '';
+  const conditions = readConditions(input.conditions, problems);
+  const maxTokenAge = readString(input, 'maxTokenAge', problems);
+  checkMaxTokenAge(maxTokenAge, problems);
+  const singleUse = readBoolean(input, 'singleUse', problems);
+  const tests = readTests(input.tests, roleExists, problems);
 
   problems.throwIfAny('machine-to-machine config');
-  return { type: type!, tokenExpirationDuration, mappings, issuer, audience };
+  return {
+    type: type!,
+    tokenExpirationDuration,
+    mappings,
+    issuer,
+    audience,
+    conditions,
+    maxTokenAge,
+    singleUse,
+    tests,
+  };
+}
+
+function readBoolean(input: JsonObject, field: string, problems: Problems): boolean {
+  const value = input[field] ?? false;
+  if (typeof value === 'boolean') return value;
+  problems.add(`${field} must be true or false`);
+  return false;
+}
+
+/** A list field: absent or null is empty; anything but a list of at most `max` items is a problem. */
+function readList(value: unknown, field: string, max: number, problems: Problems): unknown[] {
+  if (value === undefined || value === null) return [];
+  if (!Array.isArray(value)) {
+    problems.add(`${field} must be a list`);
+    return [];
+  }
+  if (value.length > max) {
+    problems.add(`at most ${max} ${field} are allowed, got ${value.length}`);
+    return [];
+  }
+  return value;
+}
+
+function readConditions(value: unknown, problems: Problems): Condition[] {
+  return readList(value, 'conditions', MAX_CONDITIONS, problems).map((raw, index) => {
+    const where = `conditions[${index}]`;
+    if (!isJsonObject(raw)) {
+      problems.add(`${where} must be an object with key and valueExpression`);
+      return { key: '', valueExpression: '' };
+    }
+    const key = readString(raw, 'key', problems);
+    const valueExpression = readString(raw, 'valueExpression', problems);
+    checkClaimKey(key, where, problems);
+    const expressionProblem = valueExpressionProblem(valueExpression);
+    if (expressionProblem) problems.add(`${where}.valueExpression ${expressionProblem}`);
+    return { key, valueExpression };
+  });
+}
+
+function checkClaimKey(key: string, where: string, problems: Problems): void {
+  if (key === '') problems.add(`${where}.key is empty`);
+  else if (key.length > MAX_MAPPING_KEY_LENGTH) {
+    problems.add(`${where}.key is longer than ${MAX_MAPPING_KEY_LENGTH} characters`);
+  }
+}
+
+function checkMaxTokenAge(text: string, problems: Problems): void {
+  if (text === '') return;
+  try {
+    if (parseGoDuration(text) <= 0) problems.add(`maxTokenAge ${JSON.stringify(text)} must be positive`);
+  } catch (error) {
+    if (!(error instanceof DurationSyntaxError)) throw error;
+    problems.add(`maxTokenAge: ${error.message}`);
+  }
+}
+
+function readTests(value: unknown, roleExists: (name: string) => boolean, problems: Problems): PolicyTest[] {
+  const names = new Set<string>();
+  return readList(value, 'tests', MAX_TESTS, problems).map((raw, index) => {
+    const where = `tests[${index}]`;
+    if (!isJsonObject(raw)) {
+      problems.add(`${where} must be an object with name, claims and roles`);
+      return { name: '', claims: {}, roles: [] };
+    }
+    const name = readString(raw, 'name', problems);
+    if (name === '') problems.add(`${where}.name is empty`);
+    else if (name.length > MAX_TEST_NAME_LENGTH) {
+      problems.add(`${where}.name is longer than ${MAX_TEST_NAME_LENGTH} characters`);
+    } else if (names.has(name)) problems.add(`${where}.name ${JSON.stringify(name)} is used twice`);
+    names.add(name);
+    const claims = isJsonObject(raw.claims) ? raw.claims : {};
+    if (!isJsonObject(raw.claims)) problems.add(`${where}.claims must be a JSON object`);
+    else if (Buffer.byteLength(JSON.stringify(claims)) > MAX_TEST_CLAIMS_BYTES) {
+      problems.add(`${where}.claims is larger than ${MAX_TEST_CLAIMS_BYTES} bytes`);
+    }
+    const roles = readList(raw.roles, `${where}.roles`, MAX_MAPPINGS, problems).flatMap((role) => {
+      if (typeof role !== 'string') {
+        problems.add(`${where}.roles must be a list of role names`);
+        return [];
+      }
+      if (!roleExists(role)) problems.add(`${where}.roles: role ${JSON.stringify(role)} does not exist`);
+      return [role];
+    });
+    return { name, claims, roles };
+  });
 }
 
 function readString(input: JsonObject, field: string, problems: Problems): string {
@@ -109,14 +238,10 @@ function readString(input: JsonObject, field: string, problems: Problems): strin
 
 /** The enum name, or as protojson also accepts, its number. */
 function readType(value: unknown, problems: Problems): M2mConfigType | undefined {
+  // Missing or empty is the protobuf default, GENERIC, as in StackRox.
+  if (value === undefined || value === null || value === '') return 'GENERIC';
   const type = typeof value === 'number' ? M2M_CONFIG_TYPES[value] : M2M_CONFIG_TYPES.find((t) => t === value);
-  if (type === undefined) {
-    problems.add(
-      value === undefined || value === ''
-        ? `type is required (one of ${M2M_CONFIG_TYPES.join(', ')})`
-        : `type ${JSON.stringify(value)} is not one of ${M2M_CONFIG_TYPES.join(', ')}`,
-    );
-  }
+  if (type === undefined) problems.add(`type ${JSON.stringify(value)} is not one of ${M2M_CONFIG_TYPES.join(', ')}`);
   return type;
 }
 
@@ -165,10 +290,7 @@ function readMappings(
     const key = readString(raw, 'key', problems);
     const valueExpression = readString(raw, 'valueExpression', problems);
     const role = readString(raw, 'role', problems);
-    if (key === '') problems.add(`${where}.key is empty`);
-    else if (key.length > MAX_MAPPING_KEY_LENGTH) {
-      problems.add(`${where}.key is longer than ${MAX_MAPPING_KEY_LENGTH} characters`);
-    }
+    checkClaimKey(key, where, problems);
     const mapping = { key, valueExpression, role };
     const expressionProblem = valueExpressionProblem(valueExpression);
     if (expressionProblem) {

@@ -1,4 +1,4 @@
-import { invalidArgument, type GatewayError } from '../errors.js';
+import { GatewayError } from '../errors.js';
 
 /**
  * Collects every problem of one input so that the caller sees all of them in
@@ -16,7 +16,9 @@ export class Problems {
   }
 
   toError(subject: string): GatewayError {
-    return invalidArgument(`invalid ${subject}: ${this.#list.join('; ')}`);
+    return new GatewayError('INVALID_ARGUMENT', `invalid ${subject}: ${this.#list.join('; ')}`, {
+      problems: [...this.#list],
+    });
   }
 
   throwIfAny(subject: string): void {

@@ -13,7 +13,8 @@ export const MAX_VALUE_EXPRESSION_LENGTH = 1024;
  *
  * @throws Error with RE2's reason when an expression is not valid RE2
  */
-const compileWholeValueSet = (expressions: readonly string[]) => new RE2.Set(expressions, 'u', { anchor: 'both' });
+export const compileWholeValueSet = (expressions: readonly string[]) =>
+  new RE2.Set(expressions, 'u', { anchor: 'both' });
 
 /** Why an expression cannot be used, or undefined when it can. */
 export function valueExpressionProblem(expression: string): string | undefined {

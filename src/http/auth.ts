@@ -1,14 +1,14 @@
 import type { Request, RequestHandler, Response } from 'express';
 import type { AuditContext } from '../domain/audit.js';
 import { GatewayError, tooManyRequests } from '../errors.js';
-import type { RateLimiter } from './rate-limit.js';
 import { ADMIN_ROLE, BUILT_IN_ROLES, grants, type AccessLevel } from '../domain/roles.js';
 import type { Principal, VerifyBearerToken } from '../domain/principal.js';
 import { ADMIN_USERNAME } from '../keys/admin-password.js';
 
 export type { Principal } from '../domain/principal.js';
 
-export type VerifyAdminPassword = (username: string, password: string) => Promise<boolean>;
+/** `priority`: the caller has a clean record, so its check goes ahead of others waiting. */
+export type VerifyAdminPassword = (username: string, password: string, priority?: boolean) => Promise<boolean>;
 
 const adminRole = BUILT_IN_ROLES.find((role) => role.name === ADMIN_ROLE)!;
 
@@ -47,21 +47,34 @@ export const ADMIN_FAILURES_PER_MINUTE = 10;
 
 const slowDown = (seconds: number) => tooManyRequests('too many failed logins from this address', seconds);
 
+/** Each client address's budget of password attempts. */
+export interface GuessBudget {
+  /** Takes one attempt: 0 when admitted, else the whole seconds to wait. */
+  take(key: string): number;
+  /** Gives back the last attempt taken, which turned out not to be a guess. */
+  refund(key: string): void;
+  /** Whether `key` has made no attempt within the window. */
+  isFresh(key: string): boolean;
+}
+
 /**
  * Turns an Authorization header into a Principal: Basic for the bootstrap
  * admin, Bearer for tokens this gateway minted.
  *
  * Password guessing is slowed per client address, never turned into a
  * lock-out (docs/security.md): only a Basic attempt whose password does not
- * verify is a guess. The guess is taken from the address's budget before the
- * deliberately slow check starts, so a concurrent burst cannot overrun it,
- * and given back when the password verifies or was never checked. Requests
- * with no, malformed or Bearer credentials never touch the budget.
+ * verify is a guess. The attempt is taken from the address's budget before
+ * the deliberately slow check starts, so a concurrent burst cannot overrun
+ * it, and given back when the password verifies. One refused because every
+ * check was busy still counts, so that retrying at once costs an attacker
+ * its budget; an address with a clean record is checked ahead of the others,
+ * so that a flood of guesses cannot keep the admin out. Requests with no,
+ * malformed or Bearer credentials never touch the budget.
  */
 export function createAuthenticator(
   verifyAdmin: VerifyAdminPassword,
   verifyBearer: VerifyBearerToken,
-  guesses: RateLimiter,
+  guesses: GuessBudget,
 ) {
   return async function authenticate(
     authorization: string | undefined,
@@ -71,14 +84,11 @@ export function createAuthenticator(
     if (credentials?.scheme === 'bearer') return verifyBearer(credentials.token);
     if (credentials?.scheme !== 'basic') return undefined;
 
+    const clean = guesses.isFresh(client);
     const wait = guesses.take(client);
     if (wait > 0) throw slowDown(wait);
-    let verified: boolean | undefined;
-    try {
-      verified = await verifyAdmin(credentials.username, credentials.password);
-    } finally {
-      if (verified !== false) guesses.refund(client);
-    }
+    const verified = await verifyAdmin(credentials.username, credentials.password, clean);
+    if (verified) guesses.refund(client);
     return verified ? ADMIN : undefined;
   };
 }

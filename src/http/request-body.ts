@@ -33,6 +33,8 @@ export function jsonBody(limitBytes: number): RequestHandler[] {
   ];
 }
 
+const isUnstorable = (text: string) => text.includes('\0') || !text.isWellFormed();
+
 /**
  * PostgreSQL text holds neither NUL nor unpaired surrogates: such input is
  * refused here, not failed on in the database. Iterative, as bodies may nest
@@ -43,7 +45,7 @@ function hasUnstorableString(body: unknown): boolean {
   while (pending.length > 0) {
     const value = pending.pop();
     if (typeof value === 'string') {
-      if (value.includes('\0') || !value.isWellFormed()) return true;
+      if (isUnstorable(value)) return true;
     } else if (typeof value === 'object' && value !== null) {
       for (const [name, member] of Object.entries(value)) pending.push(name, member);
     }
@@ -52,6 +54,9 @@ function hasUnstorableString(body: unknown): boolean {
 }
 
 const camelCase = (name: string) => name.replace(/_([a-z0-9])/g, (_, letter: string) => letter.toUpperCase());
+
+/** Fields whose values are free-form JSON, never message fields: their names are left as they are. */
+const OPAQUE_FIELDS = new Set(['claims']);
 
 /** No request message of the API nests deeper than this; deeper input is refused before any recursion. */
 const MAX_BODY_DEPTH = 16;
@@ -70,14 +75,21 @@ export function withJsonFieldNames(value: unknown, depth = 0): unknown {
   for (const [name, field] of Object.entries(value)) {
     const jsonName = camelCase(name);
     if (Object.hasOwn(result, jsonName)) throw invalidArgument(`field ${JSON.stringify(jsonName)} is given twice`);
-    result[jsonName] = withJsonFieldNames(field, depth + 1);
+    // A claim set is free-form JSON (google.protobuf.Struct in protojson terms): its keys are the issuer's.
+    result[jsonName] = OPAQUE_FIELDS.has(jsonName) ? field : withJsonFieldNames(field, depth + 1);
   }
   return result;
 }
 
-/** A named route parameter; the route guarantees it is there. */
+/**
+ * A named route parameter; the route guarantees it is there. Refused when
+ * PostgreSQL text could not hold it, like a body's strings.
+ *
+ * @throws GatewayError INVALID_ARGUMENT on a NUL character or an unpaired surrogate
+ */
 export function pathParam(req: Request, name: string): string {
   const value: unknown = req.params[name];
   if (typeof value !== 'string') throw new TypeError(`route has no :${name} parameter`);
+  if (isUnstorable(value)) throw invalidArgument('request path has a NUL character or an unpaired surrogate');
   return value;
 }

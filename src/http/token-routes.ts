@@ -1,15 +1,22 @@
 import express, { Router, type Request, type RequestHandler } from 'express';
 import type { Logger } from 'pino';
-import type { ExchangeResult } from '../domain/exchange.js';
+import { MAX_ID_TOKEN_BYTES, type Decision } from '../domain/exchange.js';
 import { isJsonObject } from '../domain/problems.js';
-import { tooManyRequests } from '../errors.js';
+import { invalidArgument, tooManyRequests } from '../errors.js';
 import { createOAuthErrorHandler, OAuthError, type TranslateError } from './error-handler.js';
 import { EXCHANGE_BODY_LIMIT_BYTES } from './limits.js';
 import type { RateLimiter } from './rate-limit.js';
 import { jsonBody, withJsonFieldNames } from './request-body.js';
 import { sendJson } from './json-response.js';
 
-export type Exchange = (idToken: unknown, req: Request) => Promise<ExchangeResult>;
+export type Exchange = (idToken: string, req: Request) => Promise<Decision>;
+
+/** The route's own parameter: present, a string, not too large; the domain takes it from there. */
+function tokenParameter(value: unknown, name: string, fail: (message: string) => Error): string {
+  if (typeof value !== 'string' || value === '') throw fail(`${name} is required`);
+  if (Buffer.byteLength(value) > MAX_ID_TOKEN_BYTES) throw fail(`${name} is larger than ${MAX_ID_TOKEN_BYTES} bytes`);
+  return value;
+}
 
 const TOKEN_EXCHANGE_GRANT = 'urn:ietf:params:oauth:grant-type:token-exchange';
 const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
@@ -68,9 +75,12 @@ export function createTokenRoutes(
         if (grantType !== TOKEN_EXCHANGE_GRANT) {
           throw new OAuthError('unsupported_grant_type', `grant_type must be ${TOKEN_EXCHANGE_GRANT}`);
         }
-        const subjectToken = parameters.get('subject_token');
+        const subjectToken = tokenParameter(
+          parameters.get('subject_token'),
+          'subject_token',
+          (message) => new OAuthError('invalid_request', message),
+        );
         const subjectTokenType = parameters.get('subject_token_type');
-        if (!subjectToken) throw new OAuthError('invalid_request', 'subject_token is required');
         if (!subjectTokenType) throw new OAuthError('invalid_request', 'subject_token_type is required');
         if (!SUBJECT_TOKEN_TYPES.includes(subjectTokenType)) {
           throw new OAuthError(
@@ -86,13 +96,13 @@ export function createTokenRoutes(
         if (parameters.has('resource') || parameters.has('audience')) {
           throw new OAuthError('invalid_target', 'this server issues tokens only for its own audience');
         }
-        const { accessToken, claims } = await exchange(subjectToken, req);
+        const { accessToken, accessClaims: claims } = await exchange(subjectToken, req);
         res.setHeader('Pragma', 'no-cache');
         sendJson(res, {
           access_token: accessToken,
           issued_token_type: ACCESS_TOKEN_TYPE,
           token_type: 'Bearer',
-          expires_in: claims.exp - claims.iat,
+          expires_in: claims!.exp - claims!.iat,
         });
       },
     )
@@ -101,7 +111,7 @@ export function createTokenRoutes(
   return Router()
     .post('/v1/auth/m2m/exchange', ...admit, ...jsonBody(EXCHANGE_BODY_LIMIT_BYTES), async (req, res) => {
       const request = withJsonFieldNames(req.body) as Record<string, unknown>;
-      const { accessToken } = await exchange(request.idToken, req);
+      const { accessToken } = await exchange(tokenParameter(request.idToken, 'idToken', invalidArgument), req);
       sendJson(res, { accessToken });
     })
     .use(oauth);

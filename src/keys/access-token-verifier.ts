@@ -3,7 +3,7 @@ import { configIdOfSubject } from '../domain/access-token.js';
 import type { FlatClaims } from '../domain/claims.js';
 import type { ConfigCache, RoleCache } from '../domain/config-cache.js';
 import { isJsonObject } from '../domain/problems.js';
-import { resolveRoles } from '../domain/role-mapping.js';
+import { resolvePolicyRoles } from '../domain/policy.js';
 import type { Role } from '../domain/roles.js';
 import type { Principal, VerifyBearerToken } from '../domain/principal.js';
 import { TOKEN_SIGNING_ALGS } from '../config.js';
@@ -68,7 +68,7 @@ export function createAccessTokenVerifier(deps: AccessTokenVerifierDeps): Verify
     }
     if (!attributes) return undefined;
 
-    const roles = resolveRoles(active.mappings, attributes)
+    const roles = resolvePolicyRoles(active.policy, attributes)
       .map((name) => deps.roles.get(name))
       .filter((role): role is Role => role !== undefined);
     if (roles.length === 0) return undefined;

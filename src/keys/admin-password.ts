@@ -45,12 +45,12 @@ export async function bootstrapAdminPassword(
  */
 export function createAdminPasswordVerifier(store: AdminCredentialStore, passwords: PasswordHashing) {
   let proven: { hash: string; digest: Buffer } | undefined;
-  return async function verifyAdmin(username: string, password: string): Promise<boolean> {
+  return async function verifyAdmin(username: string, password: string, priority = false): Promise<boolean> {
     const stored = username === ADMIN_USERNAME ? await store.getHash(username) : undefined;
     const digest = createHash('sha256').update(password).digest();
     if (!stored) return false;
     if (proven?.hash === stored) return timingSafeEqual(proven.digest, digest);
-    if (!(await passwords.verify(password, stored))) return false;
+    if (!(await passwords.verify(password, stored, { priority }))) return false;
     proven = { hash: stored, digest };
     return true;
   };

@@ -102,7 +102,7 @@ export interface PasswordHasher {
   /** A new salted hash, `scrypt$N$r$p$salt$hash` with salt and hash in base64url. */
   hash(password: string): Promise<string>;
   /** Whether `password` is the one `encoded` was made from; false for anything not in that format. */
-  verify(password: string, encoded: string): Promise<boolean>;
+  verify(password: string, encoded: string, options?: { readonly priority?: boolean }): Promise<boolean>;
   /** Stops the worker threads and refuses whatever waits or comes later. */
   close(): Promise<void>;
 }
@@ -118,23 +118,33 @@ export function createPasswordHasher(options: PasswordHasherOptions = {}): Passw
   if (!Number.isInteger(maxConcurrent) || maxConcurrent < 1) throw new TypeError('maxConcurrent must be at least 1');
   const threads = new Set<ScryptThread>();
   const idle: ScryptThread[] = [];
-  const waiting: { admit: () => void; refuse: (error: Error) => void }[] = [];
+  const waiting: { admit: () => void; refuse: (error: Error) => void; priority: boolean }[] = [];
   let running = 0;
   let closed = false;
 
   const busy = () => tooManyRequests('password checks are busy; try again shortly', 1);
   const closedError = () => new Error('the password hasher is closed');
 
-  /** Resolves once this caller holds one of the `maxConcurrent` slots. */
-  function acquire(): Promise<void> {
+  /**
+   * Resolves once this caller holds one of the `maxConcurrent` slots. A
+   * priority caller waits ahead of the others and, when the queue is full,
+   * takes the place of the newest ordinary waiter: a flood of guesses cannot
+   * keep a caller with a clean record from being checked.
+   */
+  function acquire(priority: boolean): Promise<void> {
     if (closed) return Promise.reject(closedError());
     if (running < maxConcurrent) {
       running++;
       return Promise.resolve();
     }
-    if (waiting.length >= maxQueued) return Promise.reject(busy());
+    if (waiting.length >= maxQueued) {
+      const displaced = priority ? waiting.findLastIndex((waiter) => !waiter.priority) : -1;
+      if (displaced < 0) return Promise.reject(busy());
+      waiting.splice(displaced, 1)[0]!.refuse(busy());
+    }
     return new Promise((resolve, reject) => {
       const waiter = {
+        priority,
         admit: () => {
           clearTimeout(timer);
           resolve();
@@ -148,7 +158,9 @@ export function createPasswordHasher(options: PasswordHasherOptions = {}): Passw
         waiting.splice(waiting.indexOf(waiter), 1);
         reject(busy());
       }, maxWaitMs);
-      waiting.push(waiter);
+      const firstOrdinary = waiting.findIndex((other) => !other.priority);
+      if (priority && firstOrdinary >= 0) waiting.splice(firstOrdinary, 0, waiter);
+      else waiting.push(waiter);
     });
   }
 
@@ -168,8 +180,8 @@ export function createPasswordHasher(options: PasswordHasherOptions = {}): Passw
     return thread;
   }
 
-  async function derive(password: string, salt: Buffer, params: ScryptParams): Promise<Buffer> {
-    await acquire();
+  async function derive(password: string, salt: Buffer, params: ScryptParams, priority = false): Promise<Buffer> {
+    await acquire(priority);
     const thread = idle.pop() ?? startThread();
     try {
       return await thread.run(password, salt, params);
@@ -186,11 +198,12 @@ export function createPasswordHasher(options: PasswordHasherOptions = {}): Passw
       return ['scrypt', SCRYPT.N, SCRYPT.r, SCRYPT.p, salt.toString('base64url'), key.toString('base64url')].join('$');
     },
 
-    async verify(password, encoded) {
+    async verify(password, encoded, { priority = false } = {}) {
       const [scheme, n, r, p, salt, hash] = encoded.split('$');
       if (scheme !== 'scrypt' || !salt || !hash) return false;
       const expected = Buffer.from(hash, 'base64url');
-      const key = await derive(password, Buffer.from(salt, 'base64url'), { N: Number(n), r: Number(r), p: Number(p) });
+      const params = { N: Number(n), r: Number(r), p: Number(p) };
+      const key = await derive(password, Buffer.from(salt, 'base64url'), params, priority);
       return key.length === expected.length && timingSafeEqual(key, expected);
     },
 

@@ -66,7 +66,18 @@ export function createKeyRing(options: KeyRingOptions) {
   let published = new Map<string, PublishedKey>();
   const retention = (MAX_TOKEN_LIFETIME_SECONDS + options.clockSkewSeconds) * 1000;
 
-  async function createKey(): Promise<StoredSigningKey> {
+  /**
+   * A new key of this replica's algorithm. When keys exist, one of them (of
+   * any algorithm) is decrypted first: a replica given the wrong
+   * KEY_ENCRYPTION_KEY and an algorithm with no key yet would otherwise store
+   * a key that no correctly configured replica can read, and those would then
+   * fail to start.
+   *
+   * @throws Error when an existing key cannot be decrypted with KEY_ENCRYPTION_KEY
+   */
+  async function createKey(existing: readonly StoredSigningKey[]): Promise<StoredSigningKey> {
+    const [proof] = existing;
+    if (proof) decryptPrivateKey(keyEncryptionKey, proof.kid, proof.encryptedPrivateKey);
     const { privateKey, publicKey } = await generateKeyPair(alg, { extractable: true });
     const jwk = await exportJWK(publicKey);
     const kid = await calculateJwkThumbprint(jwk);
@@ -89,7 +100,7 @@ export function createKeyRing(options: KeyRingOptions) {
     let keys = await store.list();
     if (!current(keys)) {
       await store.update(
-        async (locked) => (current(locked) ? { retire: [] } : { add: await createKey(), retire: [] }),
+        async (locked) => (current(locked) ? { retire: [] } : { add: await createKey(locked), retire: [] }),
         now(),
       );
       keys = await store.list();
@@ -125,7 +136,7 @@ export function createKeyRing(options: KeyRingOptions) {
     async rotate(): Promise<string> {
       let kid = '';
       await store.update(async (keys) => {
-        const add = await createKey();
+        const add = await createKey(keys);
         kid = add.kid;
         return { add, retire: keys.filter((k) => k.retiredAt === null).map((k) => k.kid) };
       }, now());

@@ -7,7 +7,7 @@ import {
   type JWSHeaderParameters,
   type JWTPayload,
 } from 'jose';
-import type { IdTokenVerifier } from '../domain/exchange.js';
+import { IdTokenRejected, type IdTokenVerifier, type VerificationCheck } from '../domain/exchange.js';
 import { isJsonObject, type JsonObject } from '../domain/problems.js';
 import type { M2mConfig, M2mConfigType } from '../domain/m2m-config.js';
 import { GatewayError } from '../errors.js';
@@ -65,26 +65,26 @@ interface IssuerState {
   inflight?: Promise<void>;
 }
 
-const invalid = (reason: string) => new GatewayError('UNAUTHENTICATED', `ID token is invalid: ${reason}`);
+const invalid = (reason: string, check?: VerificationCheck) => new IdTokenRejected(reason, check);
 
-/** jose's error codes → the safe, specific reasons of SPEC §3.1 step 3. */
-function reasonFor(error: unknown): GatewayError {
-  if (error instanceof GatewayError) return error;
+/** jose's error codes → safe, specific reasons, and the check that refused (the domain adds times and audiences). */
+function reasonFor(error: unknown): GatewayError | IdTokenRejected {
+  if (error instanceof GatewayError || error instanceof IdTokenRejected) return error;
   const { code, claim, reason } = (error ?? {}) as { code?: string; claim?: string; reason?: string };
   switch (code) {
     case 'ERR_JWT_EXPIRED':
-      return invalid('expired');
+      return invalid('expired', 'exp');
     case 'ERR_JWT_CLAIM_VALIDATION_FAILED':
       if (reason === 'invalid') return invalid(`the ${claim ?? ''} claim is malformed`);
       switch (claim) {
         case 'aud':
-          return invalid('audience mismatch');
+          return invalid('audience mismatch', 'audience');
         case 'iss':
           return invalid('issuer mismatch');
         case 'nbf':
-          return invalid('not yet valid');
+          return invalid('not yet valid', 'nbf');
         case 'iat':
-          return invalid('issued in the future');
+          return invalid('issued in the future', 'iat');
         case 'exp':
           return invalid('no exp');
         default:
@@ -310,7 +310,7 @@ export function createIdTokenVerifier(
         },
       );
       if (typeof payload.iat === 'number' && payload.iat > now.getTime() / 1000 + options.clockSkewSeconds) {
-        throw invalid('issued in the future');
+        throw invalid('issued in the future', 'iat');
       }
       return payload;
     } catch (error) {

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { decodeJwt } from 'jose';
-import type { IdTokenVerifier } from '../domain/exchange.js';
+import { IdTokenRejected, type IdTokenVerifier } from '../domain/exchange.js';
 import { isJsonObject } from '../domain/problems.js';
 import { GatewayError } from '../errors.js';
 import { OutboundError, type HttpsJsonClient } from './https-client.js';
@@ -118,13 +118,10 @@ export function createTokenReviewer(http: HttpsJsonClient, settings: KubeSetting
     const status = isJsonObject(body) && isJsonObject(body.status) ? body.status : {};
     if (status.authenticated !== true) {
       const reason = typeof status.error === 'string' && status.error !== '' ? status.error : 'not authenticated';
-      throw new GatewayError(
-        'UNAUTHENTICATED',
-        `ID token is invalid: the cluster refused it (${reason.slice(0, MAX_REASON_LENGTH)})`,
-      );
+      throw new IdTokenRejected(`the cluster refused it (${reason.slice(0, MAX_REASON_LENGTH)})`, 'tokenReview');
     }
     if (audience !== '' && !(Array.isArray(status.audiences) && status.audiences.includes(audience))) {
-      throw new GatewayError('UNAUTHENTICATED', 'ID token is invalid: audience mismatch');
+      throw new IdTokenRejected('audience mismatch', 'tokenReview');
     }
   };
 }

@@ -13,7 +13,12 @@ describe('npm run demo', () => {
     expect(run.status).toBe(0);
     expect(run.stdout).toContain('"roles": [\n    "Continuous Integration",\n    "Analyst"\n  ]');
     expect(run.stdout).toMatch(/"sub": "sso:[0-9a-f-]{36}:12\|octocat"/);
-    expect(run.stdout).toContain('"outcome":"minted"');
+    expect(run.stdout).toContain('"outcome":"refused","reason":"condition repository_owner_id');
+    expect(run.stdout).toContain('{"code":16,"message":"no valid role: no mapping of the config matches the ID token"');
+    expect(run.stdout).toContain('decision: REFUSED');
+    expect(run.stdout).toMatch(
+      /FAIL {2}conditions {2}condition repository_owner_id: value \["666"\] does not match "5"/,
+    );
     expect(run.stdout).toContain('Done.');
   });
 });

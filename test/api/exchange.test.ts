@@ -108,9 +108,13 @@ describe('POST /v1/auth/m2m/exchange', () => {
     });
 
     it.each([
-      ['a plain string', 'not-a-jwt', 'idToken is not a compact JWS: not a compact JWS'],
-      ['a JWE-shaped token', 'a.b.c.d.e', 'idToken is not a compact JWS: not a compact JWS'],
-      ['a header that is not JSON', 'bm90IGpzb24.e30.c2ln', 'idToken is not a compact JWS: the header is not JSON'],
+      ['a plain string', 'not-a-jwt', 'the ID token is not a compact JWS: not a compact JWS'],
+      ['a JWE-shaped token', 'a.b.c.d.e', 'the ID token is not a compact JWS: not a compact JWS'],
+      [
+        'a header that is not JSON',
+        'bm90IGpzb24.e30.c2ln',
+        'the ID token is not a compact JWS: the header is not JSON',
+      ],
     ])('%s → 400', async (_what, token, message) => {
       await exchange(token).expect(400).expect(errorBody(3, message));
     });
@@ -133,7 +137,7 @@ describe('POST /v1/auth/m2m/exchange', () => {
       ).toString('base64url');
       await exchange(`${header}.${payload}.${signature}`)
         .expect(400)
-        .expect(errorBody(3, 'idToken is not a compact JWS: the payload has a duplicated member name'));
+        .expect(errorBody(3, 'the ID token is not a compact JWS: the payload has a duplicated member name'));
     });
 
     it.each([
@@ -147,11 +151,13 @@ describe('POST /v1/auth/m2m/exchange', () => {
         .expect(errorBody(16, `issuer "${value}" is not configured`));
     });
 
-    it('an expired token → 401 expired', async () => {
+    it('an expired token → 401 expired, saying since when', async () => {
       const past = Math.floor(Date.now() / 1000) - 3600;
-      await exchange(await issuer.sign({ sub: 'ci-bot', iat: past - 60, exp: past }))
-        .expect(401)
-        .expect(errorBody(16, 'ID token is invalid: expired'));
+      const { body } = await exchange(await issuer.sign({ sub: 'ci-bot', iat: past - 60, exp: past })).expect(401);
+      expect(body.message).toBe(
+        `ID token is invalid: expired ${body.message.match(/expired (\S+) ago/)[1]} ago (${new Date(past * 1000).toISOString().replace('.000Z', 'Z')})`,
+      );
+      expect(body.message).toMatch(/^ID token is invalid: expired 1h0m\d+s ago \(/);
     });
 
     it('a token without exp → 401', async () => {
@@ -247,13 +253,13 @@ describe('POST /v1/auth/m2m/exchange', () => {
       await exchange(await aud.sign({ sub: 'ci-bot', aud: ['other', 'm2m-gateway'] })).expect(200);
     });
 
-    it('refuses a token whose aud lacks the configured audience', async () => {
+    it('refuses a token whose aud lacks the configured audience, naming expected and actual', async () => {
       await exchange(await aud.sign({ sub: 'ci-bot', aud: 'other' }))
         .expect(401)
-        .expect(errorBody(16, 'ID token is invalid: audience mismatch'));
+        .expect(errorBody(16, 'ID token is invalid: audience mismatch: expected "m2m-gateway", token has ["other"]'));
       await exchange(await aud.sign({ sub: 'ci-bot' }))
         .expect(401)
-        .expect(errorBody(16, 'ID token is invalid: audience mismatch'));
+        .expect(errorBody(16, 'ID token is invalid: audience mismatch: expected "m2m-gateway", token has []'));
     });
   });
 
@@ -502,7 +508,7 @@ describe('POST /oauth2/token (RFC 8693)', () => {
       { grant_type: GRANT, subject_token: 'not-a-jwt', subject_token_type: ID_TOKEN_TYPE },
       400,
       'invalid_request',
-      'idToken is not a compact JWS: not a compact JWS',
+      'the ID token is not a compact JWS: not a compact JWS',
     ],
   ])('answers %j with %i %s', async (form, status, error, description) => {
     await token(form as Record<string, string>)

@@ -121,7 +121,12 @@ describe('GITHUB_ACTIONS exchanges', () => {
   it('refuses a token for another audience', async () => {
     await exchange(await ghes.sign(actionsClaims({ aud: 'https://github.com/evil-org' })))
       .expect(401)
-      .expect(errorBody(16, 'ID token is invalid: audience mismatch'));
+      .expect(
+        errorBody(
+          16,
+          'ID token is invalid: audience mismatch: expected "https://github.com/octo-org", token has ["https://github.com/evil-org"]',
+        ),
+      );
   });
 
   it('refuses a token without actor_id', async () => {

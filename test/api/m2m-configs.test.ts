@@ -2,7 +2,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/glo
 import request from 'supertest';
 import { startFakeIssuer, type FakeIssuer } from '../fixtures/fake-issuer.js';
 import { createTestCa } from '../fixtures/test-ca.js';
-import { ADMIN_AUTH, errorBody, startTestGateway, type TestGateway } from '../fixtures/test-gateway.js';
+import { ADMIN_AUTH, asAnswered, errorBody, startTestGateway, type TestGateway } from '../fixtures/test-gateway.js';
 
 let gateway: TestGateway;
 let issuer: FakeIssuer;
@@ -49,14 +49,14 @@ describe('POST /v1/auth/m2m', () => {
     const { config } = response.body;
     expect(config.id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
     expect(response.body).toEqual({
-      config: {
+      config: asAnswered({
         id: config.id,
         type: 'GENERIC',
         tokenExpirationDuration: '1h30m',
         mappings: [{ key: 'sub', valueExpression: 'repo:octo-org/.*', role: 'Continuous Integration' }],
         issuer: issuer.issuer,
         audience: '',
-      },
+      }),
     });
     await api().get(`/v1/auth/m2m/${config.id}`).set('Authorization', ADMIN_AUTH).expect(200).expect({ config });
   });
@@ -272,7 +272,7 @@ describe('PUT /v1/auth/m2m/{id}', () => {
       .expect(200)
       .expect({});
     const { body } = await api().get(`/v1/auth/m2m/${id}`).set('Authorization', ADMIN_AUTH).expect(200);
-    expect(body.config).toEqual({ ...genericConfig(), id, audience: '' });
+    expect(body.config).toEqual(asAnswered({ ...genericConfig(), id, audience: '' }));
   });
 
   it('replaces a config and all its mappings', async () => {
@@ -292,7 +292,9 @@ describe('PUT /v1/auth/m2m/{id}', () => {
       .expect(200)
       .expect({});
     const { body } = await api().get(`/v1/auth/m2m/${id}`).set('Authorization', ADMIN_AUTH).expect(200);
-    expect(body.config).toEqual({ ...genericConfig(), id, mappings, tokenExpirationDuration: '24h', audience: 'aud' });
+    expect(body.config).toEqual(
+      asAnswered({ ...genericConfig(), id, mappings, tokenExpirationDuration: '24h', audience: 'aud' }),
+    );
   });
 
   it('leaves the stored config untouched when the update is invalid', async () => {
@@ -313,7 +315,7 @@ describe('PUT /v1/auth/m2m/{id}', () => {
       .send({ config: genericConfig({ tokenExpirationDuration: '2h' }) })
       .expect(400);
     const { body } = await api().get(`/v1/auth/m2m/${id}`).set('Authorization', ADMIN_AUTH).expect(200);
-    expect(body.config).toEqual({ ...genericConfig(), id, audience: '' });
+    expect(body.config).toEqual(asAnswered({ ...genericConfig(), id, audience: '' }));
   });
 
   it('refuses a body id that differs from the path', async () => {

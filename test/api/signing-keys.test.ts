@@ -76,6 +76,22 @@ describe('signing keys', () => {
     );
   });
 
+  it('refuses to create a key for a new algorithm under the wrong key encryption key', async () => {
+    const ca = await createTestCa();
+    const database = await createTestDatabase();
+    databases.push(database);
+    const first = await startTestGateway({ TOKEN_SIGNING_ALG: 'ES256' }, { ca, database });
+    const kid = first.keyRing.jwks().keys[0]!.kid;
+    await first.close();
+
+    // A key of its own algorithm would never be decrypted, so the replica must prove its key on another's.
+    const wrongKey = Buffer.alloc(32, 1).toString('base64');
+    await expect(
+      startTestGateway({ TOKEN_SIGNING_ALG: 'EdDSA', KEY_ENCRYPTION_KEY: wrongKey }, { ca, database }),
+    ).rejects.toThrow(`signing key ${kid} cannot be decrypted: is KEY_ENCRYPTION_KEY the one it was stored with?`);
+    expect((await storedKeys(database.url)).map((row) => row.alg)).toEqual(['ES256']);
+  });
+
   it('keeps the old algorithm signing during a rolling change of TOKEN_SIGNING_ALG, until the next rotation', async () => {
     const ca = await createTestCa();
     const database = await createTestDatabase();

@@ -55,7 +55,18 @@ describe('config and role changes', () => {
       configId,
       outcome: 'applied',
       reason: '',
-      details: { before: null, after: { ...config('5m'), id: configId, audience: '' } },
+      details: {
+        before: null,
+        after: {
+          ...config('5m'),
+          id: configId,
+          audience: '',
+          conditions: [],
+          maxTokenAge: '',
+          singleUse: false,
+          tests: [],
+        },
+      },
     });
     expect(update).toMatchObject({
       requestId: updated.headers['x-request-id'],
@@ -133,7 +144,7 @@ describe('exchanges', () => {
     expect(body.events[0]).toMatchObject({
       requestId: response.headers['x-request-id'],
       outcome: 'refused',
-      reason: 'no valid role: no mapping of the config matches the ID token',
+      reason: 'no mapping matches the claims',
       details: {
         code: 'UNAUTHENTICATED',
         subject: 'stranger',

@@ -95,6 +95,30 @@ describe('admin password guessing', () => {
 });
 
 describe('the per-issuer exchange budget', () => {
+  it('is not spent by genuine tokens that get no role, which anyone may have an issuer sign', async () => {
+    const limited = await startTestGateway({ TRUST_PROXY: '1', EXCHANGE_RATE_LIMIT: '1' });
+    const shared = await startFakeIssuer(limited.ca);
+    try {
+      await trustIssuer(limited, shared.issuer);
+      for (let client = 0; client < 25; client++) {
+        await request(limited.app)
+          .post('/v1/auth/m2m/exchange')
+          .set('X-Forwarded-For', `203.0.113.${client}`)
+          .send({ idToken: await shared.sign({ sub: `stranger-${client}` }) })
+          .expect(401);
+      }
+      await request(limited.app)
+        .post('/v1/auth/m2m/exchange')
+        .set('X-Forwarded-For', '203.0.113.201')
+        .send({ idToken: await shared.sign({ sub: 'ci-bot' }) })
+        .expect(200);
+    } finally {
+      await shared.close();
+      await limited.close();
+      await limited.database.drop();
+    }
+  });
+
   it('is spent only by tokens whose signature verified, so forgeries cannot cut off real clients', async () => {
     const limited = await startTestGateway({ TRUST_PROXY: '1', EXCHANGE_RATE_LIMIT: '1' });
     const real = await startFakeIssuer(limited.ca);

@@ -270,4 +270,22 @@ describe('paths', () => {
       .expect(400)
       .expect(errorBody(3, 'request path is not valid percent-encoding'));
   });
+
+  // PostgreSQL text cannot hold NUL: such a name or id must be refused before any query, not fail in one (500).
+  it.each([
+    ['get', '/v1/roles/%00'],
+    ['post', '/v1/roles/%00'],
+    ['put', '/v1/roles/a%00b'],
+    ['delete', '/v1/roles/%00'],
+    ['get', '/v1/auth/m2m/%00'],
+    ['put', '/v1/auth/m2m/5b8d2c1e-7a3f-4e6d-9c0b-1a2b3c4d5e6f%00'],
+    ['delete', '/v1/auth/m2m/%00'],
+  ] as const)('refuses %s %s, a path parameter holding NUL, with 400', async (method, path) => {
+    const agent = api();
+    await agent[method](path)
+      .set('Authorization', ADMIN_AUTH)
+      .send({})
+      .expect(400)
+      .expect(errorBody(3, 'request path has a NUL character or an unpaired surrogate'));
+  });
 });

@@ -63,7 +63,7 @@ function toDer(raw: Buffer): Buffer {
 
 type Expected = [status: number, message: string | RegExp];
 const invalid = (reason: string): Expected => [401, `ID token is invalid: ${reason}`];
-const malformed = (reason: string): Expected => [400, `idToken is not a compact JWS: ${reason}`];
+const malformed = (reason: string): Expected => [400, `the ID token is not a compact JWS: ${reason}`];
 const accepted: Expected = [200, ''];
 
 const attacks: [name: string, token: () => Promise<string> | string, expected: Expected][] = [

@@ -36,6 +36,15 @@ describe('flattenClaims', () => {
     expect(unmatchable).toEqual([]);
   });
 
+  it('keeps an empty member name as a segment of its own, so it cannot pass for a top-level claim', () => {
+    expect(Object.fromEntries(flattenClaims({ '': { repository_owner: 'victim-org' } }).claims)).toEqual({
+      '.repository_owner': ['victim-org'],
+    });
+    expect(Object.fromEntries(flattenClaims({ '': 'x' }).claims)).toEqual({ '': ['x'] });
+    expect(Object.fromEntries(flattenClaims({ a: { '': 'x' } }).claims)).toEqual({ 'a.': ['x'] });
+    expect(Object.fromEntries(flattenClaims({ '': { '': { b: 'x' } } }).claims)).toEqual({ '..b': ['x'] });
+  });
+
   it('flattens nested objects to depth 8 and no deeper', () => {
     const nested = (segments: number): Record<string, unknown> => {
       let value: unknown = 'leaf';
@@ -73,6 +82,8 @@ describe('flattenClaims', () => {
       ],
       ['{"a":{"b":{"c":{"d":"x"}}},"a.b":{"c.d":"y"}}', 'a.b.c.d'],
       ['{"a\\"b":{"c":"x"},"a\\"b.c":"y"}', 'a"b.c'],
+      ['{"":{"a":"x"},".a":"y"}', '.a'],
+      ['{"a":{"":"x"},"a.":"y"}', 'a.'],
     ])('%s → %s', (json, key) => {
       let thrown: unknown;
       try {

@@ -2,6 +2,7 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from '@jest/globals';
+import express from 'express';
 import { ConfigError, loadConfig } from '../../src/config.js';
 import { createTestCa } from '../fixtures/test-ca.js';
 
@@ -86,7 +87,7 @@ describe('loadConfig', () => {
   it('takes TRUST_PROXY as a hop count or a list of proxies, and refuses true and anything else', () => {
     expect(loadConfig({ TRUST_PROXY: '2' }).trustProxy).toBe(2);
     expect(loadConfig({ TRUST_PROXY: '0' }).trustProxy).toBe(false);
-    expect(loadConfig({ TRUST_PROXY: '10.1.2.3, fd00::/8' }).trustProxy).toEqual(['10.1.2.3', 'fd00::/8']);
+    expect(loadConfig({ TRUST_PROXY: '10.1.2.3, fd00::/16' }).trustProxy).toEqual(['10.1.2.3', 'fd00::/16']);
     expect(problemsOf({ TRUST_PROXY: 'true' })).toEqual([
       'TRUST_PROXY=true is refused: it lets any client choose its address with X-Forwarded-For; ' +
         "give the number of proxy hops or the proxies' addresses",
@@ -96,6 +97,71 @@ describe('loadConfig', () => {
         `TRUST_PROXY must be a hop count or a comma list of proxy addresses or CIDRs, got ${JSON.stringify(wrong)}`,
       ]);
     }
+  });
+
+  describe('TRUST_PROXY is refused when it would trust far more than a few proxies, or crash the start', () => {
+    const refusal = (raw: string, reason: string) =>
+      `TRUST_PROXY must be a hop count or a comma list of proxy addresses or CIDRs, got ${JSON.stringify(raw)}: ${reason}`;
+
+    it.each([
+      ['11', 'a hop count is from 1 to 10'],
+      ['99999999999999999999', 'a hop count is from 1 to 10'],
+      ['010', 'a hop count is from 1 to 10'],
+      ['0.0.0.0/0', '"0.0.0.0/0" is too broad: an IPv4 prefix must be from /8 to /32'],
+      ['10.0.0.0/7', '"10.0.0.0/7" is too broad: an IPv4 prefix must be from /8 to /32'],
+      ['1.2.3.4/00', '"1.2.3.4/00" has a leading zero in its prefix'],
+      ['10.0.0.0/08', '"10.0.0.0/08" has a leading zero in its prefix'],
+      ['::/0', '"::/0" is too broad: it holds every IPv4 address'],
+      ['::1/0', '"::1/0" is too broad: it holds every IPv4 address'],
+      ['::/80', '"::/80" is too broad: it holds every IPv4 address'],
+      ['::ffff:0:0/96', '"::ffff:0:0/96" is too broad: it holds every IPv4 address'],
+      ['::ffff:10.0.0.0/100', '"::ffff:10.0.0.0/100" is too broad: an IPv4-mapped prefix must be from /104 to /128'],
+      ['fd00::/15', '"fd00::/15" is too broad: an IPv6 prefix must be from /16 to /128'],
+      ['10.0.0.1, 2000::/3', '"2000::/3" is too broad: an IPv6 prefix must be from /16 to /128'],
+      ['fe80::1%eth-0', '"fe80::1%eth-0" names a zone; give the address alone'],
+      ['::1.2.3.4', '"::1.2.3.4" embeds an IPv4 address; write it as ::ffff:a.b.c.d or in hex'],
+      ['64:ff9b::1.2.3.4/120', '"64:ff9b::1.2.3.4/120" embeds an IPv4 address; write it as ::ffff:a.b.c.d or in hex'],
+    ])('refuses %j', (raw, reason) => {
+      expect(problemsOf({ TRUST_PROXY: raw })).toEqual([refusal(raw, reason)]);
+    });
+
+    it('takes hop counts up to 10, and the narrowest prefixes of each kind', () => {
+      expect(loadConfig({ TRUST_PROXY: '1' }).trustProxy).toBe(1);
+      expect(loadConfig({ TRUST_PROXY: '10' }).trustProxy).toBe(10);
+      expect(loadConfig({ TRUST_PROXY: 'false' }).trustProxy).toBe(false);
+      const lists = ['10.0.0.0/8', '1.2.3.4/32', 'fd00::/16', '::1/128', '::ffff:10.0.0.0/104', '::ffff:0:0/104'];
+      for (const entry of lists) expect(loadConfig({ TRUST_PROXY: entry }).trustProxy).toEqual([entry]);
+    });
+
+    // Every value this file mentions, good or bad: whatever loadConfig accepts, Express must take.
+    const candidates = [
+      '1',
+      '10',
+      '99999999999999999999',
+      'loopback, linklocal, uniquelocal',
+      '10.0.0.0/8, 192.168.1.1, 1.2.3.4/32',
+      'fd00::/16, ::1, ::1/128, fe80::1%eth0, fe80::/64',
+      '::ffff:10.0.0.0/104, ::ffff:1.2.3.4, ::ffff:1.2.3.4/128',
+      '2001:db8::/32, 127.0.0.1',
+      '0.0.0.0/0',
+      '::/0',
+      '::1/0',
+      '1.2.3.4/00',
+      '::ffff:0:0/96',
+      'fe80::1%eth-0',
+      'fe80::1%a.b',
+      '::1.2.3.4',
+      '64:ff9b::1.2.3.4',
+      '1:2:3:4:5:6:1.2.3.4',
+      '::FFFF:1.2.3.4/104',
+    ];
+    it.each(candidates)('accepts only what Express takes without throwing: %j', (raw) => {
+      if (problemsOf({ TRUST_PROXY: raw }).length > 0) return;
+      const { trustProxy } = loadConfig({ TRUST_PROXY: raw });
+      expect(() =>
+        express().set('trust proxy', Array.isArray(trustProxy) ? [...trustProxy] : trustProxy),
+      ).not.toThrow();
+    });
   });
 
   it('reads ISSUER_CA_FILE at once and refuses a missing or non-PEM file', async () => {

@@ -136,19 +136,23 @@ describe('createConfigCache', () => {
     issuer: 'https://a',
     audience: '',
     mappings: [{ key: 'sub', valueExpression: 'x', role: 'Admin' }],
+    conditions: [],
+    maxTokenAge: '',
+    singleUse: false,
+    tests: [],
     incarnation: 'c0ffee00-0000-4000-8000-000000000002',
   };
 
   it('finds configs by issuer and id, and reuses the compiled form of unchanged ones', () => {
     const cache = createConfigCache();
     cache.replace([config]);
-    const first = cache.byIssuer('https://a');
+    const first = cache.configsOf('https://a')[0];
     expect(first?.lifetimeSeconds).toBe(3600);
     cache.replace([{ ...config }]);
     expect(cache.byId(config.id)).toBe(first);
     cache.replace([{ ...config, issuer: 'https://b' }]);
-    expect(cache.byIssuer('https://a')).toBeUndefined();
-    expect(cache.byIssuer('https://b')).not.toBe(first);
+    expect(cache.configsOf('https://a')).toEqual([]);
+    expect(cache.configsOf('https://b')[0]).not.toBe(first);
     cache.replace([]);
     expect(cache.size).toBe(0);
   });

@@ -40,7 +40,14 @@ function problemsOf(overrides: Record<string, unknown>, issuerPolicy = policy): 
 
 describe('parseM2mConfig', () => {
   it('accepts a complete GENERIC config and keeps every field', () => {
-    expect(parse({ audience: 'gateway' })).toEqual({ ...valid, audience: 'gateway' });
+    expect(parse({ audience: 'gateway' })).toEqual({
+      ...valid,
+      audience: 'gateway',
+      conditions: [],
+      maxTokenAge: '',
+      singleUse: false,
+      tests: [],
+    });
   });
 
   it.each(['1m', '90s', '1h30m', '24h', '1.5h', '60000ms'])('accepts the lifetime %j', (duration) => {
@@ -117,9 +124,11 @@ describe('parseM2mConfig', () => {
     );
   });
 
+  it.each([undefined, '', null])('takes the type %j as GENERIC, the protobuf default', (type) => {
+    expect(parse({ type }).type).toBe('GENERIC');
+  });
+
   it.each([
-    [undefined, 'type is required'],
-    ['', 'type is required'],
     ['OIDC', 'type "OIDC" is not one of GENERIC, GITHUB_ACTIONS, KUBE_SERVICE_ACCOUNT'],
     ['generic', 'is not one of'],
   ])('refuses the type %j', (type, reason) => {

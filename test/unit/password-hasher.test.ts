@@ -104,6 +104,22 @@ describe('createPasswordHasher', () => {
     }
   });
 
+  it('checks a priority caller ahead of ordinary waiters, displacing the newest when the queue is full', async () => {
+    const encoded = storedHash('right');
+    const passwords = hasher({ maxConcurrent: 1, maxQueued: 2, maxWaitMs: 60_000 });
+    const order: string[] = [];
+    const check = (name: string, priority = false) =>
+      passwords.verify(name, encoded, { priority }).then(
+        () => void order.push(name),
+        () => void order.push(`${name} refused`),
+      );
+    const running = check('running');
+    const queued = [check('first'), check('second')];
+    const admin = check('admin', true);
+    await Promise.all([running, ...queued, admin]);
+    expect(order).toEqual(['second refused', 'running', 'admin', 'first']);
+  });
+
   it('refuses a check that waits longer than maxWaitMs', async () => {
     const encoded = storedHash('right');
     const passwords = hasher({ maxConcurrent: 1, maxQueued: 1, maxWaitMs: 0 });
