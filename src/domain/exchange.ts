@@ -192,10 +192,10 @@ function verificationReason(
 }
 
 /**
- * Judges an ID token as an exchange would (SPEC §3.1): peek `iss` → choose
- * the config → verify → flatten claims → conditions → mappings → identity →
- * hygiene, recording each step. Mints only when `mint` is set; explaining
- * spends no single-use id.
+ * Judges an ID token as an exchange would: peek `iss` → choose the config →
+ * verify → flatten claims → conditions → mappings → identity → hygiene,
+ * recording each step in `judge`. Never mints; when explaining, spends
+ * neither a single-use id nor the config's budget.
  */
 async function decide(deps: ExchangeDeps, idToken: string, judge: Judge): Promise<Decision> {
   const { decision } = judge;
@@ -250,9 +250,8 @@ async function decide(deps: ExchangeDeps, idToken: string, judge: Judge): Promis
     const expected = candidates.map(({ config }) => config.audience);
     return judge.refuse(
       'config',
-      invalidToken(
-        `audience mismatch: expected one of ${quoteList(expected)}, token has ${quoteList(audiencesOf(payload.aud))}`,
-      ),
+      unauthenticated(`issuer ${JSON.stringify(issuer)} is not configured`),
+      `no config of issuer ${JSON.stringify(issuer)} takes this token: audiences ${quoteList(expected)}, token has ${quoteList(audiencesOf(payload.aud))}`,
     );
   }
   const active = (decision.active = chosen);
@@ -273,6 +272,7 @@ async function decide(deps: ExchangeDeps, idToken: string, judge: Judge): Promis
       `config ${config.id}${config.audience === '' ? ' (no audience)' : ` (audience ${JSON.stringify(config.audience)})`}`,
   );
 
+  const signatureVerified = () => `verified with key ${JSON.stringify(header.kid ?? null)}`;
   let verified;
   try {
     verified = await deps.verifier.verify(idToken, config, header);
@@ -283,11 +283,11 @@ async function decide(deps: ExchangeDeps, idToken: string, judge: Judge): Promis
     }
     const reason = verificationReason(error.check, error.reason, payload, config, deps.now().getTime() / 1000);
     // jose checks the signature before any claim: a refused claim means the signature held.
-    if (error.check !== 'signature' && error.check !== 'tokenReview') judge.pass('signature', () => 'verified');
+    if (error.check !== 'signature' && error.check !== 'tokenReview') judge.pass('signature', signatureVerified);
     return judge.refuse(error.check, invalidToken(reason));
   }
   const now = deps.now().getTime() / 1000;
-  judge.pass('signature', () => `verified with key ${JSON.stringify(header.kid ?? null)}`);
+  judge.pass('signature', signatureVerified);
   if (judge.explaining) {
     const { exp, nbf, iat } = verified;
     judge.pass('exp', () => (typeof exp === 'number' ? `expires in ${span(exp - now)} (${iso(exp)})` : 'absent'));

@@ -142,6 +142,37 @@ describe('explaining a token', () => {
     expect(body.reason).toBe(reason);
   });
 
+  it.each([
+    [
+      'a token not valid yet',
+      () => issuer.sign(claims({ nbf: Math.floor(Date.now() / 1000) + 3600 })),
+      'nbf',
+      /^ID token is invalid: not yet valid: valid from \S+Z \(in (59m\d+s|1h0m0s)\)$/,
+    ],
+    [
+      'a token issued in the future',
+      () => issuer.sign(claims({ iat: Math.floor(Date.now() / 1000) + 3600 })),
+      'iat',
+      /^ID token is invalid: issued in the future \(\S+Z, (59m\d+s|1h0m0s) ahead\)$/,
+    ],
+    [
+      'claims that flatten to one key twice',
+      () => issuer.sign(claims({ a: { b: 'user' }, 'a.b': 'admin' })),
+      'claims',
+      /^ID token is invalid: ambiguous claim "a\.b"$/,
+    ],
+    [
+      'a token without sub',
+      () => issuer.sign(claims({ sub: undefined })),
+      'identity',
+      /^ID token is invalid: the ID token has no sub$/,
+    ],
+  ])('names the failing step for %s', async (_what, token, step, detail) => {
+    const { body } = await explain({ idToken: await token() }).expect(200);
+    expect(body.decision).toBe('REFUSED');
+    expect(failedStep(body.steps)).toMatchObject({ name: step, ok: false, detail: expect.stringMatching(detail) });
+  });
+
   it('says how long ago an expired token expired', async () => {
     const exp = Math.floor(Date.now() / 1000) - 192;
     const { body } = await explain({ idToken: await issuer.sign(claims({ iat: exp - 60, exp })) }).expect(200);
@@ -213,6 +244,20 @@ describe('explaining an exchange from the audit log', () => {
       ok: false,
       detail: 'condition repository_owner_id: value ["999"] does not match "12345678"',
     });
+  });
+
+  it('keeps no claims larger than 8 KiB, and says so', async () => {
+    const refused = await request(gateway.app)
+      .post('/v1/auth/m2m/exchange')
+      .send({ idToken: await issuer.sign(claims({ repository_owner_id: '999', padding: 'x'.repeat(9000) })) })
+      .expect(401);
+    const { body: audit } = await request(gateway.app)
+      .get('/v1/audit?outcome=refused&limit=100')
+      .set('Authorization', ADMIN_AUTH)
+      .expect(200);
+    const event = audit.events.find((e: { requestId: string }) => e.requestId === refused.headers['x-request-id']);
+    expect(event.details.claims).toBeUndefined();
+    expect(event.details.claimsOmitted).toBe('larger than 8192 bytes');
   });
 
   it('refuses events that keep no claims, and unknown ids', async () => {

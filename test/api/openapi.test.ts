@@ -4,6 +4,7 @@ import { Ajv2020 } from 'ajv/dist/2020.js';
 import type { Express } from 'express';
 import request from 'supertest';
 import { parse } from 'yaml';
+import { startFakeIssuer } from '../fixtures/fake-issuer.js';
 import { ADMIN_AUTH, startTestGateway, type TestGateway } from '../fixtures/test-gateway.js';
 
 /* eslint-disable @typescript-eslint/no-explicit-any -- walking an OpenAPI document */
@@ -18,6 +19,10 @@ afterAll(async () => {
   await gateway.close();
   await gateway.database.drop();
 });
+
+/** The schema of an operation's JSON answer with this status. */
+const answerSchema = (path: string, method: string, status: string): unknown =>
+  resolve(document.paths[path][method].responses[status]).content['application/json'].schema;
 
 /** Every `METHOD /path` the Express app answers, with `:param` written `{param}`. */
 function registeredRoutes(app: Express): string[] {
@@ -102,5 +107,79 @@ describe('docs/openapi.yaml', () => {
         document.paths['/.well-known/openid-configuration'].get.responses['200'].content['application/json'].schema,
       )(metadata.body),
     ).toBe(true);
+  });
+
+  it('describes what the config, explain, lint and audit endpoints really answer', async () => {
+    const issuer = await startFakeIssuer(gateway.ca);
+    const admin = (req: request.Test) => req.set('Authorization', ADMIN_AUTH);
+    const expectValid = (schema: unknown, body: unknown) => {
+      const validate = validatorFor(schema);
+      const valid = validate(body);
+      expect({ valid, errors: validate.errors }).toEqual({ valid: true, errors: null });
+    };
+    try {
+      const config = {
+        type: 'GENERIC',
+        issuer: issuer.issuer,
+        audience: 'https://github.com/acme',
+        tokenExpirationDuration: '15m',
+        conditions: [{ key: 'repository_owner_id', valueExpression: '12345678' }],
+        mappings: [{ key: 'repository_id', valueExpression: '555555555', role: 'Continuous Integration' }],
+        maxTokenAge: '10m',
+        singleUse: true,
+        tests: [
+          {
+            name: 'acme/app',
+            claims: { repository_owner_id: '12345678', repository_id: '555555555' },
+            roles: ['Continuous Integration'],
+          },
+        ],
+      };
+      const added = await admin(request(gateway.app).post('/v1/auth/m2m')).send({ config }).expect(200);
+      expectValid(answerSchema('/v1/auth/m2m', 'post', '200'), added.body);
+      const { id } = added.body.config;
+      expectValid(
+        answerSchema('/v1/auth/m2m/{id}', 'get', '200'),
+        (await admin(request(gateway.app).get(`/v1/auth/m2m/${id}`)).expect(200)).body,
+      );
+      expectValid(
+        answerSchema('/v1/auth/m2m', 'get', '200'),
+        (await admin(request(gateway.app).get('/v1/auth/m2m')).expect(200)).body,
+      );
+      const failing = await admin(request(gateway.app).put(`/v1/auth/m2m/${id}`))
+        .send({ config: { ...config, conditions: [{ key: 'repository_owner_id', valueExpression: '1' }] } })
+        .expect(400);
+      expect(failing.body.code).toBe(9);
+      expectValid(answerSchema('/v1/auth/m2m/{id}', 'put', '400'), failing.body);
+
+      const explainSchema = answerSchema('/v1/auth/m2m/explain', 'post', '200');
+      const claims = { sub: 'ci', repository_owner_id: '12345678', repository_id: '555555555' };
+      const granted = await admin(request(gateway.app).post('/v1/auth/m2m/explain'))
+        .send({ claims, configId: id })
+        .expect(200);
+      expect(granted.body.decision).toBe('GRANTED');
+      expectValid(explainSchema, granted.body);
+      const idToken = await issuer.sign({ ...claims, aud: 'https://github.com/acme', repository_owner_id: '999' });
+      const refused = await admin(request(gateway.app).post('/v1/auth/m2m/explain')).send({ idToken }).expect(200);
+      expect(refused.body.steps.at(-1)).toMatchObject({ name: 'conditions', ok: false });
+      expectValid(explainSchema, refused.body);
+      await request(gateway.app).post('/v1/auth/m2m/exchange').send({ idToken }).expect(401);
+
+      expectValid(
+        answerSchema('/v1/auth/m2m/lint', 'post', '200'),
+        (await admin(request(gateway.app).post('/v1/auth/m2m/lint')).send({ config: {} }).expect(200)).body,
+      );
+      const audit = await admin(request(gateway.app).get('/v1/audit')).expect(200);
+      expect(audit.body.events.map((event: { action: string }) => event.action)).toEqual(
+        expect.arrayContaining(['config.create', 'config.explain', 'exchange']),
+      );
+      expectValid(answerSchema('/v1/audit', 'get', '200'), audit.body);
+      expectValid(
+        answerSchema('/v1/audit', 'get', '400'),
+        (await admin(request(gateway.app).get('/v1/audit?outcomes=refused')).expect(400)).body,
+      );
+    } finally {
+      await issuer.close();
+    }
   });
 });

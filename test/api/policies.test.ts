@@ -141,6 +141,10 @@ describe('several configs per issuer', () => {
     await exchange(await issuer.sign(github('acme/app', { aud: ['a', 'b'] })))
       .expect(401)
       .expect(errorBody(16, `several configs of issuer "${issuer.issuer}" accept this token`));
+    // No config for its audience, and none without one: as if the issuer were not configured.
+    await exchange(await issuer.sign(github('acme/app', { aud: 'c' })))
+      .expect(401)
+      .expect(errorBody(16, `issuer "${issuer.issuer}" is not configured`));
   });
 
   it('answer 409 for an (issuer, audience) pair that is taken', async () => {

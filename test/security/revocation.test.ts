@@ -3,7 +3,7 @@
  * change feed, a signing-algorithm change or a re-created config never keeps
  * a revoked token alive, and issuer keys expire.
  */
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
 import { decodeProtectedHeader } from 'jose';
 import request from 'supertest';
 import { startFakeIssuer, type FakeIssuer } from '../fixtures/fake-issuer.js';
@@ -246,6 +246,9 @@ describe('tokens of an earlier incarnation of their config', () => {
   let gateway: TestGateway;
   beforeAll(async () => {
     gateway = await startTestGateway({}, { ca });
+  });
+  beforeEach(async () => {
+    for (const { id } of await admin(gateway).list()) await admin(gateway).delete(id).expect(200);
   });
   afterAll(async () => {
     await gateway.close();
