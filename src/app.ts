@@ -11,7 +11,10 @@ import { createAdminGuard, type Authenticate } from './http/auth.js';
 import { createRateLimiter } from './http/rate-limit.js';
 import type { AuditLog } from './db/audit-log.js';
 import { createAuditRoutes } from './http/audit-routes.js';
+import type { DeclarativeStatus } from './declarative/declarative-configs.js';
+import { createDeclarativeRoutes } from './http/declarative-routes.js';
 import { createErrorHandler, type TranslateError } from './http/error-handler.js';
+import { createKeyRoutes, type SigningKeyRotation } from './http/key-routes.js';
 import { createM2mRoutes } from './http/m2m-routes.js';
 import { createRoleRoutes } from './http/role-routes.js';
 import { createStatusRoutes } from './http/status-routes.js';
@@ -29,6 +32,10 @@ export interface AppDeps {
   readonly exchange: Exchange;
   readonly explain: Explain;
   readonly audit: AuditLog;
+  /** `GET /v1/declarative/status`; undefined when DECLARATIVE_CONFIG_DIR is not set. */
+  readonly declarativeStatus?: () => DeclarativeStatus;
+  /** `POST /v1/keys/rotate`. */
+  readonly keys: SigningKeyRotation;
   readonly translateError: TranslateError;
   readonly metrics: Metrics;
   /** docs/openapi.yaml, served as `/openapi.json`. */
@@ -45,7 +52,7 @@ export function createApp(deps: AppDeps): Express {
   app.set('etag', false);
   app.set('trust proxy', Array.isArray(deps.trustProxy) ? [...deps.trustProxy] : deps.trustProxy);
 
-  // Our own id, never the caller's, so that the audit trail cannot be forged (SPEC §2). No answer is cached.
+  // Our own id, never the caller's, so that the audit trail cannot be forged (docs/reference.md §2). No answer is cached.
   app.use((req, res, next) => {
     req.id = randomUUID();
     res.setHeader('X-Request-Id', req.id);
@@ -98,6 +105,8 @@ export function createApp(deps: AppDeps): Express {
   app.use(createM2mRoutes(deps.configs, deps.explain, guard));
   app.use(createRoleRoutes(deps.roles, guard));
   app.use(createAuditRoutes(deps.audit, guard));
+  app.use(createDeclarativeRoutes(deps.declarativeStatus, guard));
+  app.use(createKeyRoutes(deps.keys, guard));
 
   app.use(() => {
     throw new GatewayError('NOT_FOUND', 'not found');

@@ -1,9 +1,11 @@
 import { X509Certificate } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { constants, accessSync, readFileSync, statSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import { formatDuration, parseGoDuration } from './domain/go-duration.js';
 import { issuerUrlProblem } from './domain/m2m-config.js';
 import { createNetworkPolicy } from './oidc/network-policy.js';
+import { createNoProxy, parseProxyUrl, type ProxyServer } from './oidc/proxy.js';
 
 export const TOKEN_SIGNING_ALGS = ['ES256', 'RS256', 'EdDSA'] as const;
 export type TokenSigningAlg = (typeof TOKEN_SIGNING_ALGS)[number];
@@ -11,7 +13,7 @@ export type TokenSigningAlg = (typeof TOKEN_SIGNING_ALGS)[number];
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
-/** The gateway's settings (SPEC §4), read once at start. */
+/** The gateway's settings (docs/reference.md §4), read once at start. */
 export interface AppConfig {
   readonly port: number;
   readonly databaseUrl: string | undefined;
@@ -33,6 +35,16 @@ export interface AppConfig {
   readonly exchangeRateLimit: number;
   /** Express `trust proxy`: false, a hop count, or proxy addresses and subnets; never `true`. */
   readonly trustProxy: false | number | readonly string[];
+  /** DECLARATIVE_CONFIG_DIR, absolute: configs and roles applied from files (docs/reference.md §6.5); undefined when unset. */
+  readonly declarativeConfigDir: string | undefined;
+  /** HTTPS_PROXY (or https_proxy): outbound issuer calls tunnel through it; its credentials are not enumerable. */
+  readonly httpsProxy: ProxyServer | undefined;
+  /** NO_PROXY (or no_proxy): hosts reached without the proxy (oidc/proxy.ts). */
+  readonly noProxy: readonly string[];
+  /** SIGNING_KEY_ROTATION in milliseconds: the signing key is rotated once it is this old; 0 never. */
+  readonly signingKeyRotationMs: number;
+  /** AUDIT_RETENTION in milliseconds: older audit events are deleted; 0 keeps them for ever. */
+  readonly auditRetentionMs: number;
 }
 
 /** Every problem with the settings, one line each. */
@@ -45,6 +57,13 @@ export class ConfigError extends Error {
 }
 
 type Env = Readonly<Record<string, string | undefined>>;
+
+const NANOS_PER_MS = 1e6;
+/**
+ * The shortest SIGNING_KEY_ROTATION and AUDIT_RETENTION: every retired key
+ * stays published for a day, and explain needs the audit record of a refusal.
+ */
+const HOUR_MS = 3_600_000;
 
 /**
  * Parses the environment into a frozen AppConfig.
@@ -89,6 +108,26 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): AppConf
     }
     return raw;
   };
+  /** A Go duration in milliseconds: 0, or at least `minMs` (a shorter one is a mistake, not a policy). */
+  const duration = (name: string, fallback: string, minMs: number, zero: string): number => {
+    const raw = read(name) ?? fallback;
+    const refuse = (reason: string) => {
+      problems.push(
+        `${name} must be 0 (${zero}) or a Go duration of at least ${formatDuration(minMs / 1000)}, ` +
+          `got ${JSON.stringify(raw)}: ${reason}`,
+      );
+      return parseGoDuration(fallback) / NANOS_PER_MS;
+    };
+    let nanos: number;
+    try {
+      nanos = parseGoDuration(raw);
+    } catch (error) {
+      return refuse((error as Error).message);
+    }
+    if (nanos < 0) return refuse('it is negative');
+    if (nanos > 0 && nanos < minMs * NANOS_PER_MS) return refuse('it is too short');
+    return nanos / NANOS_PER_MS;
+  };
   const bool = (name: string): boolean => {
     const raw = read(name)?.toLowerCase();
     if (raw === undefined || raw === 'false' || raw === '0') return false;
@@ -111,6 +150,23 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): AppConf
     problems.push(`ISSUER_ALLOW_PRIVATE_NETWORKS: ${(error as Error).message}`);
   }
 
+  // Upper case wins when both are set, as in curl and Go.
+  const proxyName = read('HTTPS_PROXY') === undefined ? 'https_proxy' : 'HTTPS_PROXY';
+  const rawProxy = read(proxyName);
+  let httpsProxy: ProxyServer | undefined;
+  try {
+    httpsProxy = rawProxy === undefined ? undefined : parseProxyUrl(rawProxy);
+  } catch (error) {
+    problems.push(`${proxyName} ${(error as Error).message}`);
+  }
+  const noProxyName = read('NO_PROXY') === undefined ? 'no_proxy' : 'NO_PROXY';
+  const noProxy = list(noProxyName);
+  try {
+    createNoProxy(noProxy);
+  } catch (error) {
+    problems.push(`${noProxyName}: ${(error as Error).message}`);
+  }
+
   const config: AppConfig = {
     port,
     databaseUrl: read('DATABASE_URL'),
@@ -130,6 +186,11 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): AppConf
     issuerAllowPrivateNetworks,
     exchangeRateLimit: integer('EXCHANGE_RATE_LIMIT', 600, 0, 1_000_000),
     trustProxy: readTrustProxy(read('TRUST_PROXY'), problems),
+    declarativeConfigDir: readDirectory('DECLARATIVE_CONFIG_DIR', read('DECLARATIVE_CONFIG_DIR'), cwd, problems),
+    httpsProxy,
+    noProxy,
+    signingKeyRotationMs: duration('SIGNING_KEY_ROTATION', '720h', HOUR_MS, 'never'),
+    auditRetentionMs: duration('AUDIT_RETENTION', '2160h', HOUR_MS, 'keep every event'),
   };
   if (config.databaseUrl !== undefined && read('KEY_ENCRYPTION_KEY') === undefined) {
     problems.push(
@@ -144,6 +205,24 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): AppConf
   }
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze(config);
+}
+
+/** A directory that the gateway can list and read, made absolute; undefined when unset. */
+function readDirectory(name: string, raw: string | undefined, cwd: string, problems: string[]): string | undefined {
+  if (raw === undefined) return undefined;
+  const dir = path.resolve(cwd, raw);
+  try {
+    if (!statSync(dir).isDirectory()) {
+      problems.push(`${name} ${JSON.stringify(raw)} is not a directory`);
+      return undefined;
+    }
+    accessSync(dir, constants.R_OK | constants.X_OK);
+  } catch (error) {
+    const code = (error as { code?: string }).code;
+    problems.push(`${name} ${JSON.stringify(raw)} cannot be read (${code === 'ENOENT' ? 'no such directory' : code})`);
+    return undefined;
+  }
+  return dir;
 }
 
 function readKeyEncryptionKey(raw: string | undefined, problems: string[]): Buffer | undefined {

@@ -1,5 +1,5 @@
 /**
- * The gRPC status codes the gateway answers with (SPEC §2). Errors carry the
+ * The gRPC status codes the gateway answers with (docs/reference.md §2). Errors carry the
  * code's name; src/http/error-handler.ts is the one place that turns it into
  * an HTTP status and the wire body.
  */

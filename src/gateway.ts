@@ -9,9 +9,18 @@ import type { AppConfig } from './config.js';
 import { createAdminCredentialRepository } from './db/admin-credential-repository.js';
 import { coalesce, createReloadHealth, listenForChanges } from './db/change-feed.js';
 import { createConfigRepository } from './db/config-repository.js';
-import { readOrCreateSecret, startEmbeddedPostgres, type EmbeddedDatabase } from './db/embedded-postgres.js';
+import {
+  keyEncryptionKeyFile,
+  readOrCreateSecret,
+  startEmbeddedPostgres,
+  type EmbeddedDatabase,
+} from './db/embedded-postgres.js';
 import { applyMigrations, defaultMigrationsDir, packageRoot, readMigrations } from './db/migrate.js';
 import { createAuditLog, type AuditLog } from './db/audit-log.js';
+import { DECLARATIVE_APPLY_LOCK, withAdvisoryLock } from './db/advisory-lock.js';
+import { startDeclarativeConfigs } from './declarative/declarative-configs.js';
+import { deleteAuditEventsBefore } from './db/audit-retention.js';
+import { startBackgroundJob } from './background-job.js';
 import { createDatabase, translateDatabaseError } from './db/prisma.js';
 import { createRoleRepository } from './db/role-repository.js';
 import { createUsedTokenRepository } from './db/used-token-repository.js';
@@ -28,6 +37,7 @@ import { createRateLimiter, createWindowLimiter } from './http/rate-limit.js';
 import { createAccessTokenVerifier } from './keys/access-token-verifier.js';
 import { bootstrapAdminPassword, createAdminPasswordVerifier } from './keys/admin-password.js';
 import { createPasswordHasher } from './keys/password-hasher.js';
+import { createKeyRotation } from './keys/key-rotation.js';
 import { createKeyRing, newJti, type KeyRing } from './keys/signing-keys.js';
 import { discoverIssuer } from './oidc/discovery.js';
 import { DEFAULT_OUTBOUND_LIMITS, createHttpsJsonClient, type HttpsJsonClient } from './oidc/https-client.js';
@@ -40,6 +50,7 @@ import {
   withTokenReview,
 } from './oidc/kube.js';
 import { createNetworkPolicy } from './oidc/network-policy.js';
+import { createNoProxy } from './oidc/proxy.js';
 import { createMetrics, type Metrics } from './metrics.js';
 
 export interface Gateway {
@@ -61,7 +72,7 @@ export interface GatewayOptions {
   readonly now?: () => Date;
   /** How soon an unknown kid may make an issuer's JWKS be fetched again. */
   readonly jwksRefetchCooldownMs?: number;
-  /** The bound on each outbound call (SPEC §3.2: 5 s). */
+  /** The bound on each outbound call (docs/reference.md §3.2: 5 s). */
   readonly outboundTimeoutMs?: number;
   /** The bound on waiting for an issuer's keys in all (10 s). */
   readonly keyFetchDeadlineMs?: number;
@@ -71,9 +82,19 @@ export interface GatewayOptions {
   readonly feedHealthIntervalMs?: number;
   /** How long without a successful reload before the replica reports not ready (60 s). */
   readonly maxReloadAgeMs?: number;
+  /** How often DECLARATIVE_CONFIG_DIR is read for changes (2 s; docs/reference.md §6.5 allows 5 s). */
+  readonly declarativePollIntervalMs?: number;
+  /** How often the declarative files are applied again although they did not change (60 s). */
+  readonly declarativeResyncIntervalMs?: number;
+  /** How often each replica checks whether its signing key is SIGNING_KEY_ROTATION old (1 min). */
+  readonly keyRotationCheckIntervalMs?: number;
+  /** How soon a token with an unknown kid may make the keys be read again (1 s). */
+  readonly keyReloadCooldownMs?: number;
+  /** How often each replica deletes audit events older than AUDIT_RETENTION (10 min). */
+  readonly auditRetentionIntervalMs?: number;
 }
 
-/** Add/Update run discovery first; a failure stores nothing (SPEC §1, Δ: Central answers 500). */
+/** Add/Update run discovery first; a failure stores nothing (docs/reference.md §1, Δ: Central answers 500). */
 function discoverBeforeWrite(clientFor: (type: M2mConfigType) => HttpsJsonClient): DiscoverIssuer {
   return async (config) => {
     try {
@@ -161,14 +182,14 @@ function observeExchanges(audit: AuditLog, metrics: Metrics): NonNullable<Exchan
 }
 
 /**
- * ISSUER_CA_FILE, plus the cluster CA mounted beside the service-account
- * token when the gateway runs in a pod.
+ * ISSUER_CA_FILE, plus the CAs mounted beside the service-account token when
+ * the gateway runs in a pod: the cluster's `ca.crt` and OpenShift's service CA.
  */
 function trustedCas(config: AppConfig): string[] {
-  const clusterCa = path.join(path.dirname(config.kubeSaTokenFile), 'ca.crt');
+  const mounted = ['ca.crt', 'service-ca.crt'].map((name) => path.join(path.dirname(config.kubeSaTokenFile), name));
   return [
     ...(config.issuerCaPem === undefined ? [] : [config.issuerCaPem]),
-    ...(existsSync(clusterCa) ? [readFileSync(clusterCa, 'utf8')] : []),
+    ...mounted.filter((file) => existsSync(file)).map((file) => readFileSync(file, 'utf8')),
   ];
 }
 
@@ -177,10 +198,10 @@ async function openDatabase(config: AppConfig, logger: Logger) {
     return { url: config.databaseUrl, keyEncryptionKey: config.keyEncryptionKey!, embedded: undefined };
   }
   const embedded: EmbeddedDatabase = await startEmbeddedPostgres(config.dataDir, logger);
-  // SPEC §4: with the embedded database the key encryption key is generated once into DATA_DIR.
+  // docs/reference.md §4: with the embedded database the key encryption key is generated once into DATA_DIR.
   const keyEncryptionKey =
     config.keyEncryptionKey ??
-    Buffer.from(await readOrCreateSecret(path.join(config.dataDir, 'key-encryption-key'), 32), 'base64url');
+    Buffer.from(await readOrCreateSecret(keyEncryptionKeyFile(config.dataDir), 32), 'base64url');
   return { url: embedded.url, keyEncryptionKey, embedded };
 }
 
@@ -210,6 +231,7 @@ export async function startGateway(config: AppConfig, logger: Logger, options: G
       alg: config.tokenSigningAlg,
       now,
       clockSkewSeconds: config.clockSkewSeconds,
+      reloadCooldownMs: options.keyReloadCooldownMs,
     });
     const metrics = createMetrics({
       configCount: () => configCache.size,
@@ -228,9 +250,11 @@ export async function startGateway(config: AppConfig, logger: Logger, options: G
       ...DEFAULT_OUTBOUND_LIMITS,
       timeoutMs: options.outboundTimeoutMs ?? DEFAULT_OUTBOUND_LIMITS.timeoutMs,
     };
-    const http = createHttpsJsonClient(cas, { limits, allowAddress: network.allows });
+    const proxy = config.httpsProxy && { server: config.httpsProxy, bypasses: createNoProxy(config.noProxy) };
+    const http = createHttpsJsonClient(cas, { limits, allowAddress: network.allows, proxy });
     const clusterHttp = createHttpsJsonClient(cas, {
       limits,
+      proxy,
       allowAddress: (hostname, address) => network.allows(hostname, address) || isClusterHostname(hostname, kube),
     });
     const kubeHttp = createKubeIssuerClient(clusterHttp, kube);
@@ -298,6 +322,34 @@ export async function startGateway(config: AppConfig, logger: Logger, options: G
       newId: randomUUID,
     });
 
+    // docs/reference.md §6.5: configs and roles from files, at start and on every change; the writes are made under a database
+    // lock, through services over the plain stores (one reload after an apply, not one per write).
+    const declarative =
+      config.declarativeConfigDir === undefined
+        ? undefined
+        : await startDeclarativeConfigs({
+            directory: config.declarativeConfigDir,
+            logger,
+            issuerPolicy,
+            readStored: async () => ({ configs: await configRepository.list(), roles: await roleRepository.list() }),
+            configs: createM2mConfigService({
+              store: configRepository,
+              audit,
+              roles: roleRepository,
+              discoverIssuer: discoverBeforeWrite(clientFor),
+              issuerPolicy,
+              newId: randomUUID,
+            }),
+            roles: createRoleService(roleRepository, audit),
+            exclusively: (run) => withAdvisoryLock(pool, DECLARATIVE_APPLY_LOCK, 10_000, run),
+            afterWrites: refresh,
+            onErrors: metrics.declarativeErrors,
+            now,
+            pollIntervalMs: options.declarativePollIntervalMs ?? 2000,
+            resyncIntervalMs: options.declarativeResyncIntervalMs ?? 60_000,
+          });
+    if (declarative) closers.push(() => declarative.close());
+
     const usedTokens = createUsedTokenRepository(db);
     const exchangeDeps: ExchangeDeps = {
       configs: configCache,
@@ -321,6 +373,29 @@ export async function startGateway(config: AppConfig, logger: Logger, options: G
     );
     forgetUsedTokens.unref();
     closers.push(async () => clearInterval(forgetUsedTokens));
+
+    // SIGNING_KEY_ROTATION and AUDIT_RETENTION: every replica checks, at start and then regularly; the database lets one act.
+    const keyRotation = createKeyRotation({ keyRing, audit, maxKeyAgeMs: config.signingKeyRotationMs });
+    if (config.signingKeyRotationMs > 0) {
+      const rotation = startBackgroundJob(
+        () => keyRotation.rotateIfDue(),
+        options.keyRotationCheckIntervalMs ?? 60_000,
+        (error) => logger.error({ err: error }, 'automatic signing key rotation failed; will retry'),
+      );
+      closers.push(() => rotation.stop());
+    }
+    if (config.auditRetentionMs > 0) {
+      const retention = startBackgroundJob(
+        async (signal) => {
+          const before = new Date(now().getTime() - config.auditRetentionMs);
+          const deleted = await deleteAuditEventsBefore(pool, before, { signal });
+          if (deleted > 0) logger.info({ deleted, before }, 'deleted audit events older than AUDIT_RETENTION');
+        },
+        options.auditRetentionIntervalMs ?? 600_000,
+        (error) => logger.warn({ err: error }, 'could not delete old audit events; will retry'),
+      );
+      closers.push(() => retention.stop());
+    }
 
     const migrationNames = migrations.map((m) => m.name);
     const checkReadiness = async () => {
@@ -354,6 +429,8 @@ export async function startGateway(config: AppConfig, logger: Logger, options: G
         audit,
       }),
       audit,
+      declarativeStatus: declarative?.status,
+      keys: keyRotation,
       translateError: translateDatabaseError,
       metrics,
       openApi: parseYaml(readFileSync(path.join(packageRoot(), 'docs', 'openapi.yaml'), 'utf8')),

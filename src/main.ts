@@ -11,7 +11,7 @@ async function main(): Promise<void> {
   const logger = pino({ level: config.logLevel, base: { service: 'm2m-gateway' } });
   const gateway = await startGateway(config, logger);
   if (gateway.generatedAdminPassword) {
-    // The only time the gateway prints a secret (SPEC §2): only its hash is stored.
+    // The only time the gateway prints a secret (docs/reference.md §2): only its hash is stored.
     process.stderr.write(
       `\nGenerated admin password (shown once, only its hash is stored):\n\n    ${gateway.generatedAdminPassword}\n\n` +
         'Use it as HTTP Basic credentials for user "admin", or set ADMIN_PASSWORD.\n\n',

@@ -45,6 +45,16 @@ export function createMetrics(sources: MetricsSources) {
     labelNames: ['endpoint'] as const,
     registers: [registry],
   });
+  const declarativeErrors = new Counter({
+    name: 'm2m_declarative_errors_total',
+    help: 'Declarative documents that were not applied (each error counted once, when it appears)',
+    registers: [registry],
+  });
+  const declarativeErrorsNow = new Gauge({
+    name: 'm2m_declarative_errors',
+    help: 'Declarative documents not applied at the last apply of DECLARATIVE_CONFIG_DIR',
+    registers: [registry],
+  });
   new Gauge({
     name: 'm2m_configs',
     help: 'Machine-to-machine configs held in memory',
@@ -76,6 +86,11 @@ export function createMetrics(sources: MetricsSources) {
     },
     rateLimited(endpoint: 'exchange' | 'admin'): void {
       rateLimited.inc({ endpoint });
+    },
+    /** After an apply of the declarative files: errors that appeared since the last one, and how many there are. */
+    declarativeErrors(appeared: number, current: number): void {
+      declarativeErrors.inc(appeared);
+      declarativeErrorsNow.set(current);
     },
   };
 }

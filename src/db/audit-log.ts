@@ -28,8 +28,19 @@ export interface StoredAuditEvent extends AuditEvent {
  * `sub` chosen by whoever sent a refused token) would fail its whole batch.
  */
 const STORABLE_ESCAPES = /\\u0000|\\ud[89a-f]/i;
-const storable = (_key: string, value: unknown) =>
-  typeof value === 'string' ? value.toWellFormed().replaceAll('\0', '\uFFFD') : value;
+const storableText = (text: string) => text.toWellFormed().replaceAll('\0', '\uFFFD');
+
+/** The value with every string and every member name made storable: claim names are the token's too. */
+function storable(value: unknown): unknown {
+  if (typeof value === 'string') return storableText(value);
+  if (Array.isArray(value)) return value.map(storable);
+  if (typeof value !== 'object' || value === null) return value;
+  return Object.fromEntries(Object.entries(value).map(([name, member]) => [storableText(name), storable(member)]));
+}
+
+/** PostgreSQL's class 22 (data exception): the row itself is at fault, and retrying it cannot help. */
+const isDataException = (error: unknown) =>
+  typeof (error as { code?: unknown }).code === 'string' && (error as { code: string }).code.startsWith('22');
 
 /**
  * An event as one element of the JSON array that `insertRows` expands, named
@@ -47,7 +58,7 @@ function toJsonRow(event: AuditEvent, occurredAtMs: number): string {
     details: event.details,
   };
   const json = JSON.stringify(row);
-  return STORABLE_ESCAPES.test(json) ? JSON.stringify(row, storable) : json;
+  return STORABLE_ESCAPES.test(json) ? JSON.stringify(storable(row)) : json;
 }
 
 /**
@@ -66,7 +77,7 @@ async function insertRows(pool: pg.Pool, rows: readonly string[]): Promise<void>
 }
 
 /**
- * The audit trail (SPEC §4): the `audit_events` table plus a JSON log line per
+ * The audit trail (docs/reference.md §4): the `audit_events` table plus a JSON log line per
  * event. Admin changes are written before the request answers; exchange
  * events are queued and written in batches off the request path, and flushed
  * on shutdown. A crash loses at most the last FLUSH_INTERVAL_MS of exchange
@@ -96,13 +107,37 @@ export function createAuditLog(
         await insertRows(pool, batch);
         onBatchWritten();
       } catch (error) {
-        logger.warn({ err: error, queued: queue.length }, 'audit events could not be written; will retry');
-        return false;
+        if (!isDataException(error)) {
+          logger.warn({ err: error, queued: queue.length }, 'audit events could not be written; will retry');
+          return false;
+        }
+        // One row the database refuses must not hold up every event after it: write them one by one.
+        const handled = await insertOneByOne(batch);
+        queue = queue.slice(handled);
+        pending -= handled;
+        if (handled < batch.length) return false;
+        continue;
       }
       queue = queue.slice(batch.length);
       pending -= batch.length;
     }
     return true;
+  }
+
+  /** @returns how many rows were written or dropped; fewer than all when the database went away meanwhile */
+  async function insertOneByOne(batch: readonly string[]): Promise<number> {
+    let handled = 0;
+    for (const row of batch) {
+      try {
+        await insertRows(pool, [row]);
+      } catch (error) {
+        if (!isDataException(error)) return handled;
+        logger.error({ err: error }, 'an audit event the database refuses was dropped');
+      }
+      handled += 1;
+    }
+    onBatchWritten();
+    return handled;
   }
 
   function flush(): Promise<void> {

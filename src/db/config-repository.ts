@@ -23,6 +23,7 @@ const toConfig = (row: ConfigRow): StoredM2mConfig => ({
   singleUse: row.singleUse,
   tests: row.tests as unknown as PolicyTest[],
   incarnation: row.incarnation,
+  origin: row.origin,
 });
 
 export function createConfigRepository(db: Database): ConfigStore {
@@ -60,6 +61,7 @@ export function createConfigRepository(db: Database): ConfigStore {
         singleUse: config.singleUse,
         tests: config.tests as unknown as object[],
         incarnation: config.incarnation,
+        origin: config.origin,
       };
       try {
         await db.$transaction([

@@ -57,7 +57,7 @@ export async function readMigrations(dir: string): Promise<Migration[]> {
 }
 
 /**
- * Applies the pending migrations, one replica at a time (SPEC §4). Each runs
+ * Applies the pending migrations, one replica at a time (docs/reference.md §4). Each runs
  * in its own transaction, so a failed one leaves nothing behind and is tried
  * again at the next start.
  *

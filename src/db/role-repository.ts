@@ -1,17 +1,24 @@
 import type { RoleDirectory } from '../domain/m2m-config-service.js';
 import type { RoleStore } from '../domain/role-service.js';
-import type { Permissions, Role } from '../domain/roles.js';
+import type { Origin } from '../domain/origin.js';
+import type { Permissions, Role, StoredRole } from '../domain/roles.js';
 import { GatewayError } from '../errors.js';
 import { isForeignKeyViolation, isUniqueViolation } from './database-errors.js';
 import type { Database } from './prisma.js';
 
-const toRole = (row: { name: string; description: string; permissions: unknown }): Role => ({
+const toRole = (row: { name: string; description: string; permissions: unknown; origin: Origin }): StoredRole => ({
   name: row.name,
   description: row.description,
   permissions: row.permissions as Permissions,
+  origin: row.origin,
 });
 
-const toRow = (role: Role) => ({ name: role.name, description: role.description, permissions: role.permissions });
+const toRow = (role: Role & { origin?: Origin }) => ({
+  name: role.name,
+  description: role.description,
+  permissions: role.permissions,
+  origin: role.origin ?? 'IMPERATIVE',
+});
 
 export function createRoleRepository(db: Database): RoleStore & RoleDirectory {
   return {

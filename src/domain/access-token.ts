@@ -2,7 +2,7 @@ import type { FlatClaims } from './claims.js';
 import type { Identity } from './identity.js';
 import { NONE_ROLE } from './roles.js';
 
-/** The payload of a gateway access token (SPEC §3.6). */
+/** The payload of a gateway access token (docs/reference.md §3.6). */
 export interface AccessTokenClaims {
   readonly iss: string;
   readonly sub: string;

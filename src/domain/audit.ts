@@ -1,4 +1,4 @@
-/** What the audit trail records (SPEC §4): every config or role change, and every exchange. */
+/** What the audit trail records (docs/reference.md §4): every config or role change, every key rotation, and every exchange. */
 export type AuditAction =
   | 'config.create'
   | 'config.update'
@@ -7,6 +7,7 @@ export type AuditAction =
   | 'role.create'
   | 'role.update'
   | 'role.delete'
+  | 'keys.rotate'
   | 'exchange';
 
 export const AUDIT_OUTCOMES = ['applied', 'minted', 'refused'] as const;

@@ -1,7 +1,7 @@
 import { InexactNumber, mayHoldInexactNumbers, parseJsonExactly } from './json-text.js';
 import { isJsonObject } from './problems.js';
 
-/** A verified payload as the mappings see it: key → its values as strings (SPEC §3.4). */
+/** A verified payload as the mappings see it: key → its values as strings (docs/reference.md §3.4). */
 export type FlatClaims = ReadonlyMap<string, readonly string[]>;
 
 export interface FlattenedClaims {
@@ -14,7 +14,7 @@ export interface FlattenedClaims {
   readonly unmatchable: readonly string[];
 }
 
-/** Nested objects are flattened this deep and no deeper (SPEC §3.4). */
+/** Nested objects are flattened this deep and no deeper (docs/reference.md §3.4). */
 export const MAX_CLAIM_DEPTH = 8;
 /** A bound on the work one token can cause in role matching: values across all keys. */
 export const MAX_CLAIM_VALUES = 1000;

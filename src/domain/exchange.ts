@@ -145,9 +145,22 @@ class Judge {
   }
 }
 
-const iso = (seconds: number) => new Date(seconds * 1000).toISOString().replace('.000Z', 'Z');
+/** The latest instant a Date (and PostgreSQL) can hold, in seconds: 275760-09-13. */
+const MAX_TIME_SECONDS = 8.64e12;
+/** A token time as RFC 3339, or as its number where no date can hold it (1e300 is a valid JSON number). */
+const iso = (seconds: number) =>
+  Math.abs(seconds) <= MAX_TIME_SECONDS
+    ? new Date(seconds * 1000).toISOString().replace('.000Z', 'Z')
+    : String(seconds);
 const span = (seconds: number) => formatDuration(Math.abs(Math.round(seconds)));
-const quoteList = (values: readonly string[]) => `[${values.map((value) => JSON.stringify(value)).join(', ')}]`;
+/** At most this many values are quoted in a reason: a claim may hold a thousand. */
+const QUOTED_VALUES = 10;
+const quoteList = (values: readonly string[]) => {
+  const quoted = values
+    .slice(0, QUOTED_VALUES)
+    .map((value) => JSON.stringify(value.length > 200 ? `${value.slice(0, 200)}…` : value));
+  return `[${quoted.join(', ')}${values.length > QUOTED_VALUES ? `, … ${values.length - QUOTED_VALUES} more` : ''}]`;
+};
 const audiencesOf = (aud: unknown): string[] =>
   typeof aud === 'string' ? [aud] : Array.isArray(aud) ? aud.filter((a): a is string => typeof a === 'string') : [];
 
@@ -380,7 +393,7 @@ async function judgeClaims(
     }
   } else if (active.maxTokenAgeSeconds !== undefined) {
     const { iat } = payload;
-    if (typeof iat !== 'number' || now - iat > active.maxTokenAgeSeconds + deps.clockSkewSeconds) {
+    if (typeof iat !== 'number' || now - iat > active.maxTokenAgeSeconds) {
       judge.refuse(
         'maxTokenAge',
         invalidToken('too old'),
@@ -399,8 +412,9 @@ async function judgeClaims(
       judge.refuse('singleUse', invalidToken('no jti'), 'single use: the token has no jti');
       return;
     }
-    // Kept until no clock could still accept the token.
-    const forgetAfter = new Date(((typeof exp === 'number' ? exp : now) + deps.clockSkewSeconds) * 1000);
+    // Kept until no clock could still accept the token (a token valid for ever: as long as a date can say).
+    const forgetAt = Math.min((typeof exp === 'number' ? exp : now) + deps.clockSkewSeconds, MAX_TIME_SECONDS);
+    const forgetAfter = new Date(forgetAt * 1000);
     const issuer = config.issuer;
     const fresh = judge.explaining
       ? !(await deps.replays.isClaimed(issuer, jti))
@@ -448,8 +462,12 @@ export async function exchangeToken(deps: ExchangeDeps, idToken: string, context
       decision.accessTokenKid = kid;
     }
   } catch (error) {
-    decision.refusal = error instanceof GatewayError ? error : new GatewayError('INTERNAL', 'internal error');
-    decision.reason ??= error instanceof Error ? error.message : String(error);
+    // A port failed (the database behind single use, the signer): the observers still learn of the attempt,
+    // with a reason that quotes no driver message; the error itself goes to the log through the error handler.
+    const known = error instanceof GatewayError ? error : undefined;
+    decision.refusal = known ?? new GatewayError('INTERNAL', 'internal error');
+    decision.reason = known?.message ?? `internal error (${error instanceof Error ? error.name : typeof error})`;
+    decision.steps.push({ name: 'internal', ok: false, detail: decision.reason });
     deps.observe?.(decision, idToken, context);
     throw error;
   }

@@ -34,7 +34,8 @@ export interface ExplainerDeps {
   readonly audit: AuditTrail & { get(id: bigint): Promise<AuditEvent | undefined> };
 }
 
-function toExplanation(decision: Decision): Explanation {
+/** A decision as explain answers it (the API and the CLI). */
+export function toExplanation(decision: Decision): Explanation {
   return {
     decision: decision.refusal ? 'REFUSED' : 'GRANTED',
     reason: decision.reason ?? '',
@@ -65,7 +66,11 @@ export function createExplainer(deps: ExplainerDeps) {
     if ('configId' in request) return explainClaims(deps.exchange, stored(request.configId), request.claims);
     if ('config' in request) {
       const fields = await deps.validate(request.config);
-      return explainClaims(deps.exchange, activate({ ...fields, id: '', incarnation: '' }), request.claims);
+      return explainClaims(
+        deps.exchange,
+        activate({ ...fields, id: '', incarnation: '', origin: 'IMPERATIVE' }),
+        request.claims,
+      );
     }
     const event = await deps.audit.get(request.auditEventId);
     if (!event || event.action !== 'exchange') {
@@ -81,17 +86,28 @@ export function createExplainer(deps: ExplainerDeps) {
   }
 
   return async function explain(request: ExplainRequest, context: AuditContext): Promise<Explanation> {
-    const explanation = toExplanation(await decide(request));
+    const kind = 'idToken' in request ? 'idToken' : 'auditEventId' in request ? 'auditEventId' : 'claims';
+    const asked = 'auditEventId' in request ? { auditEventId: String(request.auditEventId) } : {};
+    let explanation: Explanation;
+    try {
+      explanation = toExplanation(await decide(request));
+    } catch (error) {
+      // An explain that could not be answered is recorded too: probing for events or configs leaves a trace.
+      await deps.audit.record({
+        action: 'config.explain',
+        outcome: 'refused',
+        ...context,
+        reason: error instanceof Error ? error.message : String(error),
+        details: { request: kind, ...asked },
+      });
+      throw error;
+    }
     await deps.audit.record({
       action: 'config.explain',
       outcome: 'applied',
       ...context,
       configId: explanation.configId || undefined,
-      details: {
-        request: 'idToken' in request ? 'idToken' : 'auditEventId' in request ? 'auditEventId' : 'claims',
-        decision: explanation.decision,
-        reason: explanation.reason,
-      },
+      details: { request: kind, ...asked, decision: explanation.decision, reason: explanation.reason },
     });
     return explanation;
   };

@@ -16,7 +16,7 @@ const single = (claims: FlatClaims, key: string): string | undefined => {
 };
 
 /**
- * Who the exchanged token speaks for (SPEC §3.5), after StackRox's claim
+ * Who the exchanged token speaks for (docs/reference.md §3.5), after StackRox's claim
  * extractors.
  *
  * @throws IdentityError when the claims that name the caller are missing

@@ -20,7 +20,7 @@ const BASE64URL_SEGMENT = /^[A-Za-z0-9_-]*$/;
 /**
  * Decodes a compact JWS (RFC 7515 §7.1) without verifying it, only to pick the
  * config by `iss`. A member name given twice in the header or payload is
- * refused (SPEC §3.2): JSON.parse keeps the last one, and the issuer that
+ * refused (docs/reference.md §3.2): JSON.parse keeps the last one, and the issuer that
  * chose the config must be the bytes that are verified.
  *
  * @throws MalformedJwsError

@@ -1,5 +1,6 @@
 import { Problems, isJsonObject, type JsonObject } from './problems.js';
 import { DurationSyntaxError, NANOS_PER_SECOND, parseGoDuration } from './go-duration.js';
+import type { Origin } from './origin.js';
 import { MAX_ROLE_NAME_LENGTH } from './roles.js';
 import { MappingSetError, compileMappings, valueExpressionProblem } from './role-mapping.js';
 
@@ -25,7 +26,7 @@ export interface PolicyTest {
   readonly roles: readonly string[];
 }
 
-/** An AuthMachineToMachineConfig as stored and as sent on the wire (SPEC §1), with the policy extensions. */
+/** An AuthMachineToMachineConfig as stored and as sent on the wire (docs/reference.md §1), with the policy extensions. */
 export interface M2mConfig {
   readonly id: string;
   readonly type: M2mConfigType;
@@ -53,6 +54,8 @@ export type M2mConfigFields = Omit<M2mConfig, 'id'>;
  */
 export interface StoredM2mConfig extends M2mConfig {
   readonly incarnation: string;
+  /** Made through the API, or applied from a file (docs/reference.md §6.5); the API changes only the former. */
+  readonly origin: Origin;
 }
 
 /** Whether a write keeps what `before` trusted, so that its tokens stay valid (roles are evaluated again). */
@@ -67,7 +70,7 @@ export const GITHUB_ACTIONS_ISSUER = 'https://token.actions.githubusercontent.co
 export interface IssuerPolicy {
   /** GitHub Enterprise Server issuers an operator allows (GITHUB_ACTIONS_ISSUERS). */
   readonly githubActionsIssuers: readonly string[];
-  /** `iss` of the gateway's own service-account token; undefined outside a cluster (SPEC §3.3). */
+  /** `iss` of the gateway's own service-account token; undefined outside a cluster (docs/reference.md §3.3). */
   readonly kubeServiceAccountIssuer: () => string | undefined;
 }
 
@@ -142,6 +145,26 @@ export function parseM2mConfig(
     singleUse,
     tests,
   };
+}
+
+/**
+ * The (issuer, audience) a config input would be stored under, with the
+ * issuer's defaults resolved as parseM2mConfig resolves them; undefined when
+ * its type, issuer or audience is not valid. Declarative configs without an
+ * `id` are named after this pair, also while the rest of them is broken.
+ */
+export function issuerAndAudienceOf(
+  input: unknown,
+  policy: IssuerPolicy,
+): { readonly issuer: string; readonly audience: string } | undefined {
+  if (!isJsonObject(input)) return undefined;
+  const problems = new Problems();
+  const type = readType(input.type, problems);
+  const audience = readString(input, 'audience', problems);
+  const issuer = type ? resolveIssuer(type, readString(input, 'issuer', problems), policy, problems) : '';
+  return problems.isEmpty && type !== undefined && audience.length <= MAX_AUDIENCE_LENGTH
+    ? { issuer, audience }
+    : undefined;
 }
 
 function readBoolean(input: JsonObject, field: string, problems: Problems): boolean {
@@ -365,7 +388,7 @@ function isGitHubActionsIssuer(issuer: string, policy: IssuerPolicy): boolean {
 const URI_CHARACTERS = /^(?:[A-Za-z0-9\-._~:/?#[\]@!$&'()*+,;=]|%[0-9A-Fa-f]{2})*$/;
 
 /**
- * Why a string cannot be an issuer (SPEC §1): an absolute https URL with a
+ * Why a string cannot be an issuer (docs/reference.md §1): an absolute https URL with a
  * host and no userinfo, query or fragment. Issuers are compared as exact
  * strings, so nothing here normalises.
  */

@@ -1,6 +1,6 @@
 import type { Role } from './roles.js';
 
-/** Who is calling the admin API, in the shape of `/v1/auth/status` (SPEC §2). */
+/** Who is calling the admin API, in the shape of `/v1/auth/status` (docs/reference.md §2). */
 export interface Principal {
   readonly userId: string;
   readonly friendlyName: string;

@@ -2,7 +2,7 @@ import { GatewayError } from '../errors.js';
 
 /**
  * Collects every problem of one input so that the caller sees all of them in
- * a single INVALID_ARGUMENT (SPEC §1: "Validation reports every problem").
+ * a single INVALID_ARGUMENT (docs/reference.md §1: "Validation reports every problem").
  */
 export class Problems {
   readonly #list: string[] = [];

@@ -7,7 +7,7 @@ export const MAX_VALUE_EXPRESSION_LENGTH = 1024;
 
 /**
  * Compiles expressions into one RE2 set that matches whole values only
- * (anchored at both ends: SPEC §3.5, Δ: StackRox matches substrings, so there
+ * (anchored at both ends: docs/reference.md §3.5, Δ: StackRox matches substrings, so there
  * `sample-repo` also matches `evil-sample-repo`). Validation and exchanges
  * use this same compiler, so a stored expression always compiles.
  *
@@ -84,7 +84,7 @@ export function compileMappings(mappings: readonly RoleMapping[]): CompiledMappi
 
 /**
  * The union of the roles of every mapping that applies: one whose expression
- * matches the whole of at least one value of its claim (SPEC §3.5). StackRox's
+ * matches the whole of at least one value of its claim (docs/reference.md §3.5). StackRox's
  * `resolveRolesForClaims`, anchored.
  *
  * @returns role names in mapping order, each once

@@ -1,4 +1,5 @@
 import { GatewayError } from '../errors.js';
+import type { Origin } from './origin.js';
 import { Problems, isJsonObject } from './problems.js';
 
 export const ACCESS_LEVELS = ['NO_ACCESS', 'READ_ACCESS', 'READ_WRITE_ACCESS'] as const;
@@ -6,7 +7,7 @@ export type AccessLevel = (typeof ACCESS_LEVELS)[number];
 
 /**
  * StackRox's resources, so that roles written for Central mean the same here.
- * The gateway itself only enforces `Access` (SPEC §2); downstream services
+ * The gateway itself only enforces `Access` (docs/reference.md §2); downstream services
  * read the `roles` claim.
  */
 export const RESOURCES = [
@@ -44,13 +45,18 @@ export interface Role {
   readonly permissions: Permissions;
 }
 
+/** A role as stored: made through the API, or applied from a file (docs/reference.md §6.5). */
+export interface StoredRole extends Role {
+  readonly origin: Origin;
+}
+
 export const NONE_ROLE = 'None';
 export const ADMIN_ROLE = 'Admin';
 
 const everyResource = (level: (resource: string) => AccessLevel): Permissions =>
   Object.fromEntries(RESOURCES.map((resource) => [resource, level(resource)]));
 
-/** Present on first start (SPEC §2); they can be neither changed nor deleted. */
+/** Present on first start (docs/reference.md §2); they can be neither changed nor deleted. */
 export const BUILT_IN_ROLES: readonly Role[] = [
   {
     name: ADMIN_ROLE,

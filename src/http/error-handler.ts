@@ -2,7 +2,7 @@ import type { ErrorRequestHandler, Request, Response } from 'express';
 import type { Logger } from 'pino';
 import { GRPC_CODES, GatewayError, type GrpcCodeName } from '../errors.js';
 
-/** SPEC §2: the HTTP status of each gRPC code. The only such table. */
+/** docs/reference.md §2: the HTTP status of each gRPC code. The only such table. */
 const HTTP_STATUS: Readonly<Record<GrpcCodeName, number>> = {
   INVALID_ARGUMENT: 400,
   FAILED_PRECONDITION: 400,
@@ -20,7 +20,7 @@ const setRetryAfter = (res: Response, error: GatewayError) => {
   if (error.retryAfterSeconds !== undefined) res.set('Retry-After', String(error.retryAfterSeconds));
 };
 
-/** SPEC §2 error body; `error` repeats `message` as grpc-gateway's v1 body did. */
+/** docs/reference.md §2 error body; `error` repeats `message` as grpc-gateway's v1 body did. */
 export function sendError(res: Response, error: GatewayError, status = HTTP_STATUS[error.code]): void {
   setRetryAfter(res, error);
   res.status(status).json({ code: GRPC_CODES[error.code], message: error.message, details: [], error: error.message });
@@ -104,7 +104,7 @@ export class OAuthError extends Error {
   }
 }
 
-/** The status and RFC 6749 code of each gRPC code, for the token endpoint (SPEC §3.6). */
+/** The status and RFC 6749 code of each gRPC code, for the token endpoint (docs/reference.md §3.6). */
 const OAUTH_ERROR: Readonly<Record<GrpcCodeName, [number, OAuthErrorCode | 'server_error']>> = {
   INVALID_ARGUMENT: [400, 'invalid_request'],
   FAILED_PRECONDITION: [400, 'invalid_request'],
@@ -159,7 +159,7 @@ export function createOAuthErrorHandler(
   };
 }
 
-/** Serialises every error of the `/v1` API and the rest with the SPEC §2 body. */
+/** Serialises every error of the `/v1` API and the rest with the docs/reference.md §2 body. */
 export function createErrorHandler(logger: Logger, translate: TranslateError = () => undefined): ErrorRequestHandler {
   return (thrown: unknown, req, res, next) => {
     if (res.headersSent) return next(thrown);

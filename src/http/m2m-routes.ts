@@ -2,21 +2,22 @@ import { Router } from 'express';
 import type { Explain, ExplainRequest } from '../domain/explain.js';
 import type { M2mConfig } from '../domain/m2m-config.js';
 import type { M2mConfigService } from '../domain/m2m-config-service.js';
+import type { Origin } from '../domain/origin.js';
 import { isJsonObject } from '../domain/problems.js';
 import { invalidArgument } from '../errors.js';
 import { auditContext, type AdminGuard } from './auth.js';
 import { ADMIN_BODY_LIMIT_BYTES } from './limits.js';
 import { jsonBody, pathParam, withJsonFieldNames } from './request-body.js';
 
-/** Every field, always (SPEC §1); `traits` as StackRox reports configs made through the API. */
-export const configToJson = (config: M2mConfig) => ({
+/** Every field, always (docs/reference.md §1); `traits` as StackRox reports them, with the stored origin (§6.5). */
+export const configToJson = (config: M2mConfig & { readonly origin?: Origin }) => ({
   id: config.id,
   type: config.type,
   tokenExpirationDuration: config.tokenExpirationDuration,
   mappings: config.mappings.map(({ key, valueExpression, role }) => ({ key, valueExpression, role })),
   issuer: config.issuer,
   audience: config.audience,
-  traits: { mutabilityMode: 'ALLOW_MUTATE', visibility: 'VISIBLE', origin: 'IMPERATIVE' },
+  traits: { mutabilityMode: 'ALLOW_MUTATE', visibility: 'VISIBLE', origin: config.origin ?? 'IMPERATIVE' },
   conditions: config.conditions.map(({ key, valueExpression }) => ({ key, valueExpression })),
   maxTokenAge: config.maxTokenAge,
   singleUse: config.singleUse,

@@ -4,7 +4,7 @@ import { hasDuplicateMember } from '../domain/jws.js';
 import { isJsonObject, type JsonObject } from '../domain/problems.js';
 
 /**
- * Reads a body as JSON whatever its Content-Type, as grpc-gateway does (SPEC
+ * Reads a body as JSON whatever its Content-Type, as grpc-gateway does (docs/reference.md
  * §2: curl -d sends application/x-www-form-urlencoded). An empty body is `{}`.
  */
 export function jsonBody(limitBytes: number): RequestHandler[] {
@@ -63,7 +63,7 @@ const MAX_BODY_DEPTH = 16;
 
 /**
  * protojson accepts a field by its JSON name (`idToken`) or its proto name
- * (`id_token`), and refuses a message that gives both (SPEC §2).
+ * (`id_token`), and refuses a message that gives both (docs/reference.md §2).
  *
  * @throws GatewayError INVALID_ARGUMENT when a field is given twice or the body nests too deeply
  */

@@ -34,7 +34,7 @@ function formParameters(body: unknown): Map<string, string> {
 }
 
 /**
- * EXCHANGE_RATE_LIMIT (SPEC §4): one budget per client address for both
+ * EXCHANGE_RATE_LIMIT (docs/reference.md §4): one budget per client address for both
  * endpoints, taken before anything else so that refused requests count too.
  * Without a limit (0) nothing runs, not even the client address lookup.
  */
@@ -92,7 +92,7 @@ export function createTokenRoutes(
         if (requested !== undefined && requested !== ACCESS_TOKEN_TYPE) {
           throw new OAuthError('invalid_request', `requested_token_type must be ${ACCESS_TOKEN_TYPE}`);
         }
-        // The audience of a gateway token is always its config (SPEC §3.6); no other target can be honoured.
+        // The audience of a gateway token is always its config (docs/reference.md §3.6); no other target can be honoured.
         if (parameters.has('resource') || parameters.has('audience')) {
           throw new OAuthError('invalid_target', 'this server issues tokens only for its own audience');
         }

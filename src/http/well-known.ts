@@ -7,7 +7,7 @@ export interface IssuerPublication {
   readonly jwks: () => { keys: JWK[] };
 }
 
-/** The gateway as an issuer: metadata and the keys downstream services verify with (SPEC §2). */
+/** The gateway as an issuer: metadata and the keys downstream services verify with (docs/reference.md §2). */
 export function createWellKnownRoutes(publication: IssuerPublication): Router {
   const base = publication.issuer.replace(/\/$/, '');
   return Router()

@@ -30,7 +30,7 @@ function attributesOf(payload: JWTPayload): FlatClaims | undefined {
 }
 
 /**
- * Accepts a token this gateway minted as admin API credentials (SPEC §2,
+ * Accepts a token this gateway minted as admin API credentials (docs/reference.md §2,
  * §3.6): valid signature from a published key, not expired, its config still
  * there (deleting a config revokes its tokens at once), and its roles
  * evaluated again against the config's current mappings.
@@ -41,8 +41,9 @@ export function createAccessTokenVerifier(deps: AccessTokenVerifierDeps): Verify
     try {
       ({ payload } = await jwtVerify(
         token,
-        (header) => {
-          const key = deps.keyRing.verificationKey(header.kid);
+        // A kid not known here may be another replica's key of a moment ago: the ring reads the keys again once.
+        async (header) => {
+          const key = await deps.keyRing.findVerificationKey(header.kid);
           if (!key) throw new Error('unknown key');
           return key;
         },

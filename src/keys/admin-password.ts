@@ -1,7 +1,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { PasswordHasher } from './password-hasher.js';
 
-/** Where the admin's password hash lives (only the hash is ever stored, SPEC §2). */
+/** Where the admin's password hash lives (only the hash is ever stored, docs/reference.md §2). */
 export interface AdminCredentialStore {
   getHash(username: string): Promise<string | undefined>;
   setHash(username: string, hash: string): Promise<void>;

@@ -44,14 +44,45 @@ export interface KeyRingOptions {
   readonly alg: TokenSigningAlg;
   readonly now: () => Date;
   readonly clockSkewSeconds: number;
+  /** How soon an unknown kid may make the keys be read again (1 s). */
+  readonly reloadCooldownMs?: number;
+  /** A monotonic clock in milliseconds, for that cooldown. */
+  readonly monotonicMs?: () => number;
 }
 
 const utf8 = new TextEncoder();
 
+/** An RFC 7638 SHA-256 thumbprint, as every kid of this gateway is: anything else is not worth a reload. */
+const THUMBPRINT = /^[\w-]{43}$/;
+
+/**
+ * Runs `task` on demand, at most once per `cooldownMs`; callers that ask
+ * before a run starts share it. Each caller's promise settles with a run
+ * that started after it asked, so what that run read is at least as new as
+ * the caller's question.
+ */
+export function onDemand(task: () => Promise<void>, cooldownMs: number, monotonicMs: () => number) {
+  let latest: Promise<void> = Promise.resolve();
+  let waiting: Promise<void> | undefined;
+  let lastStart = -Infinity;
+  return (): Promise<void> => {
+    waiting ??= (async () => {
+      await latest.catch(() => undefined);
+      const wait = lastStart + cooldownMs - monotonicMs();
+      if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait).unref());
+      waiting = undefined;
+      lastStart = monotonicMs();
+      latest = task();
+      return latest;
+    })();
+    return waiting;
+  };
+}
+
 interface PublishedKey {
   readonly jwk: JWK;
   readonly key: CryptoKey;
-  /** After this, no token it signed can still be live (SPEC §3.6). */
+  /** After this, no token it signed can still be live (docs/reference.md §3.6). */
   readonly publishedUntil: number;
 }
 
@@ -62,8 +93,13 @@ interface PublishedKey {
  */
 export function createKeyRing(options: KeyRingOptions) {
   const { store, keyEncryptionKey, alg, now } = options;
-  let active: { kid: string; alg: string; privateKey: CryptoKey; header: CompactJWSHeaderParameters } | undefined;
+  let active:
+    | { kid: string; alg: string; createdAt: Date; privateKey: CryptoKey; header: CompactJWSHeaderParameters }
+    | undefined;
   let published = new Map<string, PublishedKey>();
+  /** Reloads may overlap (the change feed, a rotation, an unknown kid); an older read never replaces a newer one. */
+  let reloadsStarted = 0;
+  let reloadApplied = 0;
   const retention = (MAX_TOKEN_LIFETIME_SECONDS + options.clockSkewSeconds) * 1000;
 
   /**
@@ -97,6 +133,7 @@ export function createKeyRing(options: KeyRingOptions) {
    * them sign with them during a rolling change; the next rotation retires them.
    */
   async function reload(): Promise<void> {
+    const generation = ++reloadsStarted;
     let keys = await store.list();
     if (!current(keys)) {
       await store.update(
@@ -116,17 +153,56 @@ export function createKeyRing(options: KeyRingOptions) {
         reuse ?? { jwk: key.publicJwk, key: (await importJWK(key.publicJwk, key.alg)) as CryptoKey, publishedUntil },
       );
     }
+    // Its creation time as stored, which decides when it is due for rotation.
+    let nextActive = active && { ...active, createdAt: signing.createdAt };
     if (active?.kid !== signing.kid) {
       const pem = decryptPrivateKey(keyEncryptionKey, signing.kid, signing.encryptedPrivateKey);
-      active = {
+      nextActive = {
         kid: signing.kid,
         alg: signing.alg,
+        createdAt: signing.createdAt,
         privateKey: await importPKCS8(pem, signing.alg),
         header: { alg: signing.alg, kid: signing.kid, typ: 'JWT' },
       };
     }
+    if (generation < reloadApplied) return;
+    reloadApplied = generation;
+    active = nextActive;
     published = nextPublished;
   }
+
+  /**
+   * A new active key when `due` says so of the newest active key of this
+   * replica's algorithm, decided under the cluster-wide key lock, so that of
+   * several replicas deciding at once only the first rotates. Every other
+   * active key, of any algorithm, is retired: it stays published until its
+   * tokens have expired.
+   */
+  async function rotateWhen(due: (newest: StoredSigningKey | undefined) => boolean): Promise<string | undefined> {
+    let kid: string | undefined;
+    await store.update(async (keys) => {
+      if (!due(current(keys))) return { retire: [] };
+      const add = await createKey(keys);
+      kid = add.kid;
+      return { add, retire: keys.filter((k) => k.retiredAt === null).map((k) => k.kid) };
+    }, now());
+    if (kid !== undefined) await reload();
+    return kid;
+  }
+
+  const olderThan = (maxAgeMs: number) => (key: { createdAt: Date } | undefined) =>
+    key === undefined || now().getTime() - key.createdAt.getTime() >= maxAgeMs;
+
+  const reloadOnDemand = onDemand(
+    reload,
+    options.reloadCooldownMs ?? 1000,
+    options.monotonicMs ?? performance.now.bind(performance),
+  );
+
+  const publishedKey = (kid: unknown): CryptoKey | undefined => {
+    const key = typeof kid === 'string' ? published.get(kid) : undefined;
+    return key && key.publishedUntil > now().getTime() ? key.key : undefined;
+  };
 
   return {
     /** Makes sure an active key of the configured algorithm exists and is loaded. */
@@ -134,13 +210,21 @@ export function createKeyRing(options: KeyRingOptions) {
 
     /** A new active key; the old ones, of every algorithm, stay published until their tokens have expired. */
     async rotate(): Promise<string> {
-      let kid = '';
-      await store.update(async (keys) => {
-        const add = await createKey(keys);
-        kid = add.kid;
-        return { add, retire: keys.filter((k) => k.retiredAt === null).map((k) => k.kid) };
-      }, now());
-      await reload();
+      return (await rotateWhen(() => true))!;
+    },
+
+    /**
+     * Rotates when the newest active key of this replica's algorithm is
+     * `maxAgeMs` old (SIGNING_KEY_ROTATION). Cheap when it is not: the loaded
+     * key is looked at first, and the database only when it looks due.
+     *
+     * @returns the new kid, or undefined when no rotation was due
+     */
+    async rotateIfOlderThan(maxAgeMs: number): Promise<string | undefined> {
+      if (!olderThan(maxAgeMs)(active)) return undefined;
+      const kid = await rotateWhen(olderThan(maxAgeMs));
+      // Another replica rotated first: sign with its key now rather than at the next reload.
+      if (kid === undefined) await reload();
       return kid;
     },
 
@@ -152,9 +236,22 @@ export function createKeyRing(options: KeyRingOptions) {
     },
 
     /** The public key for a kid that is still published. */
-    verificationKey(kid: unknown): CryptoKey | undefined {
-      const key = typeof kid === 'string' ? published.get(kid) : undefined;
-      return key && key.publishedUntil > now().getTime() ? key.key : undefined;
+    verificationKey: publishedKey,
+
+    /**
+     * The public key for a kid that is still published, reading the keys
+     * again when the kid is not known: another replica may have rotated a
+     * moment ago, and its tokens must be accepted here at once, not after
+     * the change feed's reload (docs/operator-guide.md). The reads are
+     * shared and at most one a second (`reloadCooldownMs`), so tokens with
+     * made-up kids cannot load the database; a token with a real new kid
+     * waits for the next read rather than being refused.
+     */
+    async findVerificationKey(kid: unknown): Promise<CryptoKey | undefined> {
+      const key = publishedKey(kid);
+      if (key || typeof kid !== 'string' || !THUMBPRINT.test(kid)) return key;
+      await reloadOnDemand();
+      return publishedKey(kid);
     },
 
     /** Whether a signing key is loaded (readiness). */

@@ -16,7 +16,7 @@ export const discoveryUrl = (issuer: string): string =>
   `${issuer.endsWith('/') ? issuer.slice(0, -1) : issuer}/.well-known/openid-configuration`;
 
 /**
- * Fetches and checks an issuer's discovery document (SPEC §3.2): its `issuer`
+ * Fetches and checks an issuer's discovery document (docs/reference.md §3.2): its `issuer`
  * must be the configured one exactly (Discovery §4.3) and its `jwks_uri` https.
  *
  * @throws OutboundError with the reason

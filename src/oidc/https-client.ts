@@ -2,17 +2,18 @@ import dns from 'node:dns';
 import https from 'node:https';
 import net, { type LookupFunction } from 'node:net';
 import tls from 'node:tls';
+import { ProxyError, TunnelAgent, type OutboundProxy } from './proxy.js';
 
 export interface OutboundLimits {
-  /** SPEC §3.2: 5 s for discovery, JWKS and TokenReview. */
+  /** docs/reference.md §3.2: 5 s for discovery, JWKS and TokenReview. */
   readonly timeoutMs: number;
-  /** SPEC §3.2: responses ≤ 1 MiB. */
+  /** docs/reference.md §3.2: responses ≤ 1 MiB. */
   readonly maxBytes: number;
 }
 
 export const DEFAULT_OUTBOUND_LIMITS: OutboundLimits = { timeoutMs: 5000, maxBytes: 1024 * 1024 };
 
-/** Whether `hostname` may be reached at `address` (SPEC §4, ISSUER_ALLOW_PRIVATE_NETWORKS). */
+/** Whether `hostname` may be reached at `address` (docs/reference.md §4, ISSUER_ALLOW_PRIVATE_NETWORKS). */
 export type AddressFilter = (hostname: string, address: string) => boolean;
 
 const allowAll: AddressFilter = () => true;
@@ -77,19 +78,22 @@ export interface HttpsJsonClient {
 
 /**
  * The one way the gateway talks to issuers and the cluster: https only, extra
- * CAs on top of the system roots (ISSUER_CA_FILE), bounded in time and size.
+ * CAs on top of the system roots (ISSUER_CA_FILE), bounded in time and size,
+ * through the outbound proxy (HTTPS_PROXY) unless NO_PROXY matches.
  */
 export function createHttpsJsonClient(
   extraCaPem: readonly string[],
   {
     limits = DEFAULT_OUTBOUND_LIMITS,
     allowAddress = allowAll,
-  }: { limits?: OutboundLimits; allowAddress?: AddressFilter } = {},
+    proxy,
+  }: { limits?: OutboundLimits; allowAddress?: AddressFilter; proxy?: OutboundProxy | undefined } = {},
 ): HttpsJsonClient {
-  const agent = new https.Agent({
+  const agentOptions = {
     keepAlive: true,
     ca: extraCaPem.length > 0 ? [...tls.rootCertificates, ...extraCaPem] : undefined,
-  });
+  };
+  const agent = new https.Agent(agentOptions);
   const refused = (url: string) =>
     new OutboundError(`${url} resolves to a non-public address; allow it with ISSUER_ALLOW_PRIVATE_NETWORKS`, {
       publicReason: 'it resolves to an address that is not allowed (ISSUER_ALLOW_PRIVATE_NETWORKS)',
@@ -107,6 +111,7 @@ export function createHttpsJsonClient(
       callback(null, usable[0]!.address, usable[0]!.family);
     });
   };
+  const tunnelAgent = proxy && new TunnelAgent(proxy.server, lookup, limits.timeoutMs, agentOptions);
 
   function send(method: 'GET' | 'POST', url: string, headers: Headers, payload?: string): Promise<JsonResponse> {
     let target: URL;
@@ -124,13 +129,14 @@ export function createHttpsJsonClient(
     }
     const hostname = target.hostname.replace(/^\[|\]$/g, '');
     if (net.isIP(hostname) && !allowAddress(hostname, hostname)) return Promise.reject(refused(url));
+    const tunnelled = tunnelAgent !== undefined && !proxy!.bypasses(hostname, Number(target.port || 443));
 
     return new Promise<JsonResponse>((resolve, reject) => {
       const request = https.request(
         target,
         {
           method,
-          agent,
+          agent: tunnelled ? tunnelAgent : agent,
           lookup,
           headers: {
             accept: 'application/json',
@@ -189,7 +195,9 @@ export function createHttpsJsonClient(
         },
       );
       // The address actually connected to is checked too: it is what a request reaches.
+      // Through the proxy, that is the proxy, which the operator chose; the issuer's host was checked before CONNECT.
       request.on('socket', (socket) => {
+        if (tunnelled) return;
         const check = () => {
           if (socket.remoteAddress && !allowAddress(hostname, socket.remoteAddress)) request.destroy(refused(url));
         };
@@ -207,13 +215,21 @@ export function createHttpsJsonClient(
   return {
     getJson: (url, headers = {}) => send('GET', url, headers),
     postJson: (url, body, headers = {}) => send('POST', url, headers, JSON.stringify(body)),
-    close: () => agent.destroy(),
+    close: () => {
+      agent.destroy();
+      tunnelAgent?.destroy();
+    },
   };
 }
 
 function toOutboundError(url: string, error: Error & { code?: string }): OutboundError {
   if (error instanceof OutboundError) return error;
-  if (error.name === 'AbortError' || error.name === 'TimeoutError' || error.code === 'ABORT_ERR') {
+  // Neither says where the proxy is: its address is the operator's business.
+  if (error instanceof ProxyError && !error.timedOut) {
+    return new OutboundError(`${url}: ${error.message}`, { publicReason: error.publicReason, cause: error });
+  }
+  const timedOut = error instanceof ProxyError && error.timedOut;
+  if (timedOut || error.name === 'AbortError' || error.name === 'TimeoutError' || error.code === 'ABORT_ERR') {
     return new OutboundError(`${url} did not answer in time`, {
       publicReason: 'it did not answer in time',
       cause: error,

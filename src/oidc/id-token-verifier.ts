@@ -14,7 +14,7 @@ import { GatewayError } from '../errors.js';
 import { discoverIssuer, type IssuerMetadata } from './discovery.js';
 import { OutboundError, type HttpsJsonClient } from './https-client.js';
 
-/** SPEC §3.2: asymmetric algorithms only; `none` and HS* never. */
+/** docs/reference.md §3.2: asymmetric algorithms only; `none` and HS* never. */
 export const ASYMMETRIC_ALGS = [
   'RS256',
   'RS384',
@@ -117,7 +117,7 @@ function allowedAlgorithms({ idTokenSigningAlgValuesSupported: advertised }: Iss
   return advertised ? ASYMMETRIC_ALGS.filter((alg) => advertised.includes(alg)) : ASYMMETRIC_ALGS;
 }
 
-/** SPEC §3.2 and the hardening rules: a JWKS is refused whole when any of it is suspicious. */
+/** docs/reference.md §3.2 and the hardening rules: a JWKS is refused whole when any of it is suspicious. */
 const MAX_JWKS_KEYS = 100;
 const MIN_RSA_BITS = 2048;
 /** RFC 7518 §6.2.2, §6.3.2, §6.4: members that only a private or symmetric key has. */
@@ -165,7 +165,7 @@ function toKeySet(body: unknown): JSONWebKeySet {
 }
 
 /**
- * Verifies third-party ID tokens (SPEC §3.2). One key cache per issuer shared
+ * Verifies third-party ID tokens (docs/reference.md §3.2). One key cache per issuer shared
  * by all requests: an unknown kid triggers one refetch for everybody, then a
  * cooldown; cached keys keep working while the issuer is down.
  */

@@ -24,7 +24,7 @@ export function readOwnServiceAccountToken(tokenFile: string): string | undefine
 
 /**
  * The `iss` of the gateway's own service-account token, which an empty
- * KUBE_SERVICE_ACCOUNT issuer stands for (SPEC §3.3). Undefined outside a cluster.
+ * KUBE_SERVICE_ACCOUNT issuer stands for (docs/reference.md §3.3). Undefined outside a cluster.
  */
 export function readOwnServiceAccountIssuer(tokenFile: string): string | undefined {
   const token = readOwnServiceAccountToken(tokenFile);
@@ -40,7 +40,7 @@ const hostOf = (url: string): string | undefined => (URL.canParse(url) ? new URL
 
 /**
  * The hosts of the API server and of the gateway's own token issuer, which
- * are exempt from the private-network refusal (SPEC §3.3: in-cluster
+ * are exempt from the private-network refusal (docs/reference.md §3.3: in-cluster
  * addresses are private by nature).
  */
 export function isClusterHostname(hostname: string, settings: KubeSettings): boolean {
@@ -51,7 +51,7 @@ export function isClusterHostname(hostname: string, settings: KubeSettings): boo
 }
 
 /**
- * The hosts that may see the gateway's credential (SPEC §3.3): the API server
+ * The hosts that may see the gateway's credential (docs/reference.md §3.3): the API server
  * and the issuer of the gateway's own token. Nobody else, ever.
  */
 function credentialFor(url: string, settings: KubeSettings): string | undefined {
@@ -63,7 +63,7 @@ function credentialFor(url: string, settings: KubeSettings): string | undefined 
 }
 
 /**
- * Discovery and JWKS for cluster issuers (SPEC §3.3): first without
+ * Discovery and JWKS for cluster issuers (docs/reference.md §3.3): first without
  * credentials, then, on a 4xx/5xx answer, once more with the gateway's own
  * service-account token, re-read for that retry, if the host may see it.
  */
@@ -88,7 +88,7 @@ const TOKEN_REVIEW_PATH = '/apis/authentication.k8s.io/v1/tokenreviews';
 const MAX_REASON_LENGTH = 200;
 
 /**
- * Asks the cluster whether a token is still good (KUBE_TOKEN_REVIEW, SPEC
+ * Asks the cluster whether a token is still good (KUBE_TOKEN_REVIEW, docs/reference.md
  * §3.3): a token whose bound pod or secret is gone is refused. An API server
  * that cannot be asked is a 503, never a pass.
  */

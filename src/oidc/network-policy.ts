@@ -1,7 +1,7 @@
 import net from 'node:net';
 
 /**
- * Addresses an issuer must not resolve to unless allowed (SPEC §4): loopback, private, link-local, metadata, ...
+ * Addresses an issuer must not resolve to unless allowed (docs/reference.md §4): loopback, private, link-local, metadata, ...
  * IPv6 addresses that carry an IPv4 address are judged by that address instead (see `carriedIPv4`).
  */
 const NON_PUBLIC: readonly [string, number, 'ipv4' | 'ipv6'][] = [

@@ -102,7 +102,7 @@ describe('POST /v1/auth/m2m/exchange', () => {
     expect((await verifyMinted(response.body.accessToken)).roles).toEqual([]);
   });
 
-  describe('refuses, with the status and reason of SPEC §3.1', () => {
+  describe('refuses, with the status and reason of docs/reference.md §3.1', () => {
     it('a missing idToken', async () => {
       await api().post('/v1/auth/m2m/exchange').send({}).expect(400).expect(errorBody(3, 'idToken is required'));
     });
@@ -322,7 +322,7 @@ describe('role mapping', () => {
       .set('Authorization', ADMIN_AUTH)
       .send({ permissions: { Image: 'READ_ACCESS' } })
       .expect(200);
-    // StackRox's role_mapper_test case, with whole-value matching (SPEC §3.5).
+    // StackRox's role_mapper_test case, with whole-value matching (docs/reference.md §3.5).
     await putConfig(id, {
       type: 'GENERIC',
       tokenExpirationDuration: '5m',

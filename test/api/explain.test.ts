@@ -281,6 +281,59 @@ describe('explaining an exchange from the audit log', () => {
   });
 });
 
+describe('hostile but validly signed tokens (found by review)', () => {
+  const exchange = (idToken: string) => request(gateway.app).post('/v1/auth/m2m/exchange').send({ idToken });
+
+  it('a claim name the database cannot store does not stop the audit of later exchanges', async () => {
+    const poison = await exchange(
+      await issuer.sign(claims({ repository_owner_id: '999', 'a\u0000b': 'x', '\ud800': 'y' })),
+    ).expect(401);
+    const later = await exchange(await issuer.sign(claims())).expect(200);
+    const { body } = await request(gateway.app).get('/v1/audit?limit=20').set('Authorization', ADMIN_AUTH).expect(200);
+    const ids = body.events.map((event: { requestId: string }) => event.requestId);
+    expect(ids).toContain(later.headers['x-request-id']);
+    const refused = body.events.find(
+      (event: { requestId: string }) => event.requestId === poison.headers['x-request-id'],
+    );
+    expect(Object.keys(refused.details.claims)).toEqual(expect.arrayContaining(['a\ufffdb', '\ufffd']));
+  });
+
+  it.each([
+    ['nbf', { nbf: 1e300 }, 401],
+    ['exp in the far past', { exp: -1e300 }, 401],
+    ['iat far ahead', { iat: 1e300 }, 401],
+    ['iat far behind, with maxTokenAge', { iat: -1e300 }, 401],
+    ['exp far ahead, with singleUse', { exp: 1e300 }, 200],
+  ])('times no date can hold (%s) are judged, never a 500', async (_what, times, status) => {
+    const idToken = await issuer.sign(claims(times));
+    await exchange(idToken).expect(status);
+    const { body } = await explain({ idToken }).expect(200);
+    expect(body.decision).toBe('REFUSED');
+  });
+
+  it('any jti is a single-use id: NUL, lone surrogates, kilobytes', async () => {
+    for (const jti of ['a\u0000b', '\udbff', 'z'.repeat(9000)]) {
+      const idToken = await issuer.sign(claims({ jti }));
+      await exchange(idToken).expect(200);
+      await exchange(idToken).expect(401).expect(errorBody(16, 'ID token is invalid: already used'));
+    }
+    await exchange(await issuer.sign(claims({ jti: '\ufffd' }))).expect(200);
+  });
+
+  it('an explain that cannot be answered is audited too', async () => {
+    await explain({ claims: claims(), configId: '00000000-0000-4000-8000-0000000000aa' }).expect(404);
+    const { body } = await request(gateway.app)
+      .get('/v1/audit?outcome=refused&limit=50')
+      .set('Authorization', ADMIN_AUTH)
+      .expect(200);
+    expect(body.events.find((e: { action: string }) => e.action === 'config.explain')).toMatchObject({
+      outcome: 'refused',
+      actor: 'admin',
+      reason: 'machine-to-machine config "00000000-0000-4000-8000-0000000000aa" not found',
+    });
+  });
+});
+
 describe('requests explain refuses', () => {
   it.each([
     [{}, 'give one of idToken, claims with configId or config, or auditEventId'],

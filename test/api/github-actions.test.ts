@@ -44,7 +44,7 @@ function actionsClaims(overrides: Record<string, unknown> = {}) {
 
 beforeAll(async () => {
   ca = await createTestCa();
-  // A GitHub Enterprise Server issuer, allowed by GITHUB_ACTIONS_ISSUERS (SPEC §1).
+  // A GitHub Enterprise Server issuer, allowed by GITHUB_ACTIONS_ISSUERS (docs/reference.md §1).
   ghes = await startFakeIssuer(ca, { path: '/_services/token', algs: ['RS256'] });
   gateway = await startTestGateway({ GITHUB_ACTIONS_ISSUERS: ghes.issuer }, { ca });
   const { body } = await request(gateway.app)

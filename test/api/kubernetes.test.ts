@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtemp, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
@@ -204,5 +204,32 @@ describe('KUBE_TOKEN_REVIEW=true', () => {
     kube.tokenReviewStatus = 500;
     const response = await exchange(gateway, idToken).expect(503);
     expect(response.body).toEqual(errorBody(14, 'TokenReview failed: it answered with an error'));
+  });
+});
+
+describe('the OpenShift service CA', () => {
+  it('trusts service-ca.crt mounted beside the service-account token for issuers, and only what it holds', async () => {
+    const serviceCa = await createTestCa();
+    const directory = await mkdtemp(path.join(os.tmpdir(), 'm2m-gateway-sa-'));
+    await writeFile(path.join(directory, 'service-ca.crt'), serviceCa.pem);
+    const inCluster = await startFakeIssuer(serviceCa);
+    const stranger = await startFakeIssuer(await createTestCa());
+    // ISSUER_CA_FILE holds another CA: only service-ca.crt can make inCluster trusted.
+    const gateway = await startTestGateway({ KUBE_SA_TOKEN_FILE: path.join(directory, 'token') }, { ca });
+    try {
+      const generic = (issuer: string) => ({
+        type: 'GENERIC',
+        tokenExpirationDuration: '5m',
+        issuer,
+        mappings: [{ key: 'sub', valueExpression: 'ci-bot', role: 'Analyst' }],
+      });
+      await addConfig(gateway, generic(inCluster.issuer)).expect(200);
+      const refused = await addConfig(gateway, generic(stranger.issuer)).expect(400);
+      expect(refused.body.message).toContain("the issuer's TLS certificate is not trusted (set ISSUER_CA_FILE)");
+    } finally {
+      await gateway.close();
+      await gateway.database.drop();
+      await Promise.all([inCluster.close(), stranger.close()]);
+    }
   });
 });

@@ -109,6 +109,18 @@ describe('docs/openapi.yaml', () => {
     ).toBe(true);
   });
 
+  it('describes what key rotation really answers, and its audit record', async () => {
+    const rotated = await request(gateway.app).post('/v1/keys/rotate').set('Authorization', ADMIN_AUTH).expect(200);
+    const validate = validatorFor(answerSchema('/v1/keys/rotate', 'post', '200'));
+    expect({ valid: validate(rotated.body), errors: validate.errors }).toEqual({ valid: true, errors: null });
+    const audit = await request(gateway.app)
+      .get('/v1/audit?outcome=applied&limit=1')
+      .set('Authorization', ADMIN_AUTH)
+      .expect(200);
+    expect(audit.body.events[0]).toMatchObject({ action: 'keys.rotate', details: { kid: rotated.body.kid } });
+    expect(validatorFor(answerSchema('/v1/audit', 'get', '200'))(audit.body)).toBe(true);
+  });
+
   it('describes what the config, explain, lint and audit endpoints really answer', async () => {
     const issuer = await startFakeIssuer(gateway.ca);
     const admin = (req: request.Test) => req.set('Authorization', ADMIN_AUTH);

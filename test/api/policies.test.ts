@@ -244,6 +244,33 @@ describe('stored tests', () => {
   });
 });
 
+describe('stored tests cannot be dropped by the write they would refuse', () => {
+  it('refuses a policy change that removes the tests it breaks; removing them alone is fine', async () => {
+    const guarded = config({
+      conditions: [{ key: 'repository_owner_id', valueExpression: '12345678' }],
+      mappings: [{ key: 'repository', valueExpression: 'acme/app', role: 'Admin' }],
+      tests: [{ name: 'another owner', claims: github('evil/app'), roles: [] }],
+    });
+    const { body } = await add(guarded).expect(200);
+    const widened = {
+      ...guarded,
+      conditions: [],
+      mappings: [{ key: 'repository', valueExpression: '.*/app', role: 'Admin' }],
+      tests: [],
+    };
+    await put(body.config.id, widened)
+      .expect(400)
+      .expect(
+        errorBody(
+          9,
+          'the config fails tests this write removes; remove them in a write of their own: test "another owner": expected [], got ["Admin"]',
+        ),
+      );
+    await put(body.config.id, { ...guarded, tests: [] }).expect(200);
+    await put(body.config.id, widened).expect(200);
+  });
+});
+
 describe('updates never widen trust by omission', () => {
   it('keep the stored audience, conditions, hygiene and tests when a PUT leaves them out, and clear them when given empty', async () => {
     const full = config({
@@ -274,6 +301,30 @@ describe('updates never widen trust by omission', () => {
     });
     await put(id, { ...full, audience: '', conditions: [], maxTokenAge: '', singleUse: false, tests: [] }).expect(200);
     expect(await get(id)).toMatchObject({ audience: '', conditions: [], maxTokenAge: '', singleUse: false, tests: [] });
+  });
+
+  it('reads null as a field left out, as protojson does, so null never clears a stored value', async () => {
+    const full = config({
+      audience: 'gateway',
+      conditions: [{ key: 'repository_owner_id', valueExpression: '12345678' }],
+      maxTokenAge: '10m',
+      singleUse: true,
+    });
+    const { body } = await add(full).expect(200);
+    await put(body.config.id, {
+      ...full,
+      audience: null,
+      conditions: null,
+      maxTokenAge: null,
+      singleUse: null,
+      tests: null,
+    }).expect(200);
+    expect(await get(body.config.id)).toMatchObject({
+      audience: 'gateway',
+      conditions: full.conditions,
+      maxTokenAge: '10m',
+      singleUse: true,
+    });
   });
 
   it('takes a missing or empty type as GENERIC, as StackRox does', async () => {

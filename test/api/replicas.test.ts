@@ -25,7 +25,7 @@ afterAll(async () => {
   await database.drop();
 });
 
-/** Polls until `check` passes or a second has gone by (SPEC §4: changes are seen within one second). */
+/** Polls until `check` passes or a second has gone by (docs/reference.md §4: changes are seen within one second). */
 async function withinOneSecond(check: () => Promise<boolean>): Promise<number> {
   const start = Date.now();
   while (Date.now() - start < 1000) {

@@ -1,11 +1,21 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, describe, expect, it } from '@jest/globals';
-import { decodeProtectedHeader } from 'jose';
+import { CompactSign, calculateJwkThumbprint, decodeProtectedHeader, exportJWK, generateKeyPair } from 'jose';
 import pg from 'pg';
 import request from 'supertest';
-import { startFakeIssuer } from '../fixtures/fake-issuer.js';
-import { createTestCa } from '../fixtures/test-ca.js';
+import type { GatewayOptions } from '../../src/gateway.js';
+import { startFakeIssuer, type FakeIssuer } from '../fixtures/fake-issuer.js';
+import { query } from '../fixtures/sql.js';
+import { createTestCa, type TestCa } from '../fixtures/test-ca.js';
 import { createTestDatabase, type TestDatabase } from '../fixtures/test-database.js';
-import { KEY_ENCRYPTION_KEY, startTestGateway, trustIssuer } from '../fixtures/test-gateway.js';
+import {
+  ADMIN_AUTH,
+  KEY_ENCRYPTION_KEY,
+  errorBody,
+  startTestGateway,
+  trustIssuer,
+  type TestGateway,
+} from '../fixtures/test-gateway.js';
 
 const databases: TestDatabase[] = [];
 afterAll(async () => {
@@ -120,5 +130,181 @@ describe('signing keys', () => {
     } finally {
       await second.close();
     }
+  });
+});
+
+/** An access token minted by `gateway` for `sub` (the config must map it). */
+async function mintOn(gateway: TestGateway, issuer: FakeIssuer, sub: string): Promise<string> {
+  const { body } = await request(gateway.app)
+    .post('/v1/auth/m2m/exchange')
+    .send({ idToken: await issuer.sign({ sub }) })
+    .expect(200);
+  return body.accessToken;
+}
+
+const kidOf = (token: string) => decodeProtectedHeader(token).kid;
+const status = (gateway: TestGateway, token: string) =>
+  request(gateway.app).get('/v1/auth/status').set('Authorization', `Bearer ${token}`);
+const rotate = (gateway: TestGateway, authorization = ADMIN_AUTH) =>
+  request(gateway.app).post('/v1/keys/rotate').set('Authorization', authorization);
+
+/** Polls until `check` passes, or fails after `ms`. */
+async function eventually(check: () => Promise<boolean>, ms = 5000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`not within ${ms} ms`);
+    await sleep(20);
+  }
+}
+
+describe('key rotation', () => {
+  let ca: TestCa;
+  let issuer: FakeIssuer;
+  const started: TestGateway[] = [];
+  const start = async (env: Record<string, string>, database: TestDatabase, options?: GatewayOptions) => {
+    const gateway = await startTestGateway(env, { ca, database, options });
+    started.push(gateway);
+    return gateway;
+  };
+  const newDatabase = async () => {
+    ca ??= await createTestCa();
+    issuer ??= await startFakeIssuer(ca);
+    const database = await createTestDatabase();
+    databases.push(database);
+    return database;
+  };
+  afterAll(async () => {
+    for (const gateway of started) await gateway.close();
+    await issuer?.close();
+  });
+
+  it('POST /v1/keys/rotate answers the new kid, publishes both keys, and keeps tokens of the old key valid', async () => {
+    const gateway = await start({}, await newDatabase());
+    const config = await trustIssuer(gateway, issuer.issuer, { sub: 'ops', role: 'Admin' });
+    const before = await mintOn(gateway, issuer, 'ops');
+    const oldKid = kidOf(before);
+
+    const rotated = await rotate(gateway).expect(200);
+    expect(rotated.body).toEqual({ kid: expect.stringMatching(/^[\w-]{43}$/) });
+    const { kid } = rotated.body;
+    expect(kid).not.toBe(oldKid);
+
+    const jwks = (await request(gateway.app).get('/.well-known/jwks.json').expect(200)).body;
+    expect(jwks.keys.map((key: { kid: string }) => key.kid).sort()).toEqual([oldKid, kid].sort());
+    expect(kidOf(await mintOn(gateway, issuer, 'ops'))).toBe(kid);
+    await status(gateway, before).expect(200);
+    expect((await storedKeys(gateway.database.url)).map((row) => [row.kid, row.retired_at === null])).toEqual([
+      [oldKid, false],
+      [kid, true],
+    ]);
+
+    // A token of the retired key still carries its roles: here, the right to rotate again.
+    const again = await rotate(gateway, `Bearer ${before}`).expect(200);
+    const { body } = await request(gateway.app)
+      .get('/v1/audit?outcome=applied&limit=2')
+      .set('Authorization', ADMIN_AUTH)
+      .expect(200);
+    expect(body.events.map((event: Record<string, unknown>) => [event.action, event.actor, event.requestId])).toEqual([
+      ['keys.rotate', `sso:${config.id}:ops`, again.headers['x-request-id']],
+      ['keys.rotate', 'admin', rotated.headers['x-request-id']],
+    ]);
+    expect(body.events[1].details).toEqual({ kid, rotation: 'requested' });
+
+    // Rotation does not revoke; deleting the old key's row does (docs/operator-guide.md).
+    await query(gateway.database.url, 'DELETE FROM signing_keys WHERE kid = $1', [oldKid]);
+    await eventually(async () => (await status(gateway, before)).status === 401, 1000);
+    expect(gateway.keyRing.jwks().keys.map((key) => key.kid)).not.toContain(oldKid);
+  });
+
+  it('is refused without credentials, and to a caller without Access READ_WRITE', async () => {
+    const gateway = await start({}, await newDatabase());
+    await trustIssuer(gateway, issuer.issuer, { sub: 'reader', role: 'Analyst' });
+    const reader = await mintOn(gateway, issuer, 'reader');
+    await request(gateway.app)
+      .post('/v1/keys/rotate')
+      .expect(401)
+      .expect(errorBody(16, 'credentials are missing or invalid'));
+    await rotate(gateway, `Bearer ${reader}`)
+      .expect(403)
+      .expect(errorBody(7, 'this needs READ_WRITE_ACCESS to the Access resource'));
+    expect(await storedKeys(gateway.database.url)).toHaveLength(1);
+  });
+
+  it('rotates by itself once the key is SIGNING_KEY_ROTATION old, once across replicas', async () => {
+    const database = await newDatabase();
+    const options = { keyRotationCheckIntervalMs: 20 };
+    const [first, second] = await Promise.all([
+      start({ SIGNING_KEY_ROTATION: '1h' }, database, options),
+      start({ SIGNING_KEY_ROTATION: '1h' }, database, options),
+    ]);
+    await trustIssuer(first, issuer.issuer, { sub: 'ci', role: 'Analyst' });
+    await sleep(300);
+    const [{ kid: oldKid }] = await storedKeys(database.url);
+    expect(await storedKeys(database.url)).toHaveLength(1);
+
+    // The key turns 2 h old; the change feed tells both replicas, whose checks then race for the lock.
+    await query(database.url, `UPDATE signing_keys SET created_at = created_at - interval '2 hours'`);
+    await eventually(async () => (await storedKeys(database.url)).length > 1);
+    await sleep(500);
+    const rows = await storedKeys(database.url);
+    expect(rows.map((row) => [row.kid === oldKid, row.retired_at === null])).toEqual([
+      [true, false],
+      [false, true],
+    ]);
+    const newKid = rows[1].kid;
+    for (const gateway of [first, second]) {
+      await eventually(async () => kidOf(await mintOn(gateway, issuer, 'ci')) === newKid, 1000);
+      expect(
+        gateway.keyRing
+          .jwks()
+          .keys.map((key) => key.kid)
+          .sort(),
+      ).toEqual([oldKid, newKid].sort());
+    }
+    expect(await query(database.url, `SELECT actor, details FROM audit_events WHERE action = 'keys.rotate'`)).toEqual([
+      { actor: 'system', details: { kid: newKid, rotation: 'automatic', maxKeyAge: '1h0m0s' } },
+    ]);
+  });
+
+  it('never rotates with SIGNING_KEY_ROTATION=0', async () => {
+    const database = await newDatabase();
+    await start({ SIGNING_KEY_ROTATION: '0' }, database, { keyRotationCheckIntervalMs: 20 });
+    await query(database.url, `UPDATE signing_keys SET created_at = created_at - interval '10000 hours'`);
+    await sleep(300);
+    expect(await storedKeys(database.url)).toHaveLength(1);
+  });
+
+  it('accepts on one replica a token signed a moment ago by a key rotated on another, before the change feed tells it', async () => {
+    const database = await newDatabase();
+    // No periodic reload, no feed probe: only the feed (silenced below) or the unknown kid can make B read the keys.
+    const options = { fullReloadIntervalMs: 3_600_000, feedHealthIntervalMs: 3_600_000 };
+    const a = await start({}, database, options);
+    const b = await start({}, database, options);
+    await trustIssuer(a, issuer.issuer, { sub: 'ops', role: 'Admin' });
+    const first = await mintOn(a, issuer, 'ops');
+    await eventually(async () => (await status(b, first)).status === 200, 1000);
+
+    // Both change feeds lose their connection; they listen again (and reload) only a second later.
+    await query(
+      database.url,
+      `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+       WHERE datname = current_database() AND query LIKE 'LISTEN %' AND pid <> pg_backend_pid()`,
+    );
+    const { kid } = (await rotate(a).expect(200)).body;
+    const token = await mintOn(a, issuer, 'ops');
+    expect(kidOf(token)).toBe(kid);
+    expect(b.keyRing.verificationKey(kid)).toBeUndefined();
+    await status(b, token).expect(200);
+    expect(b.keyRing.verificationKey(kid)).toBeDefined();
+    await status(b, first).expect(200);
+
+    // A kid no replica ever made is still refused, after (at most) one more read of the keys.
+    const { privateKey, publicKey } = await generateKeyPair('ES256');
+    const strangerKid = await calculateJwkThumbprint(await exportJWK(publicKey));
+    const [, payload] = token.split('.');
+    const forged = await new CompactSign(Buffer.from(payload!, 'base64url'))
+      .setProtectedHeader({ alg: 'ES256', kid: strangerKid, typ: 'JWT' })
+      .sign(privateKey);
+    await status(b, forged).expect(401);
   });
 });

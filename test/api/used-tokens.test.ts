@@ -29,13 +29,22 @@ describe('single-use ids in PostgreSQL', () => {
     expect(await used.isClaimed('https://a', 'expired')).toBe(true);
 
     expect(await used.forgetExpired(now)).toBe(1);
-    const rows = await query<{ issuer: string; jti: string }>(
-      gateway.database.url,
-      'SELECT issuer, jti FROM used_id_tokens ORDER BY issuer, jti',
-    );
-    expect(rows).toEqual([
-      { issuer: 'https://a', jti: 'live' },
-      { issuer: 'https://b', jti: 'live' },
+    expect(await used.isClaimed('https://a', 'expired')).toBe(false);
+    expect(await used.isClaimed('https://a', 'live')).toBe(true);
+    expect(await used.isClaimed('https://b', 'live')).toBe(true);
+    const rows = await query<{ jti: string }>(gateway.database.url, 'SELECT jti FROM used_id_tokens');
+    expect(rows.map((row) => row.jti)).toEqual([
+      expect.stringMatching(/^[0-9a-f]{64}$/),
+      expect.stringMatching(/^[0-9a-f]{64}$/),
     ]);
+  });
+
+  it('store any jti, and never mistake one for another that UTF-8 would make equal', async () => {
+    const used = createUsedTokenRepository(database.db);
+    const later = new Date(Date.now() + 60_000);
+    for (const jti of ['a\u0000b', '\ud800', '\udbff', '\ufffd', 'x'.repeat(20_000)]) {
+      expect(await used.claimOnce('https://c', jti, later)).toBe(true);
+    }
+    expect(await used.claimOnce('https://c', '\ud800', later)).toBe(false);
   });
 });

@@ -1,10 +1,19 @@
-/** The audit trail (SPEC §4): every config or role change and every exchange, append-only, queryable by admins. */
+/**
+ * The audit trail (docs/reference.md §4): every config or role change and every exchange,
+ * append-only but for the retention job, queryable by admins.
+ */
 import { createHash } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { decodeProtectedHeader } from 'jose';
 import pg from 'pg';
+import { pino } from 'pino';
 import request from 'supertest';
+import { deleteAuditEventsBefore } from '../../src/db/audit-retention.js';
+import { applyMigrations, defaultMigrationsDir, readMigrations } from '../../src/db/migrate.js';
 import { startFakeIssuer, type FakeIssuer } from '../fixtures/fake-issuer.js';
+import { query } from '../fixtures/sql.js';
+import { createTestDatabase, type TestDatabase } from '../fixtures/test-database.js';
 import { ADMIN_AUTH, errorBody, startTestGateway, type TestGateway } from '../fixtures/test-gateway.js';
 
 let gateway: TestGateway;
@@ -204,6 +213,114 @@ describe('GET /v1/audit', () => {
         'audit_events is append-only',
       );
       await expect(client.query('DELETE FROM audit_events')).rejects.toThrow('audit_events is append-only');
+    } finally {
+      await client.end();
+    }
+  });
+});
+
+/** Inserts one exchange event per age (a PostgreSQL interval, e.g. `91 days`), as if it had occurred that long ago. */
+async function insertEventsAged(url: string, ages: readonly string[]): Promise<void> {
+  await query(
+    url,
+    `INSERT INTO audit_events (occurred_at, action, outcome, details)
+     SELECT now() - age::interval, 'exchange', 'refused', jsonb_build_object('age', age) FROM unnest($1::text[]) AS age`,
+    [ages],
+  );
+}
+
+const agesIn = async (url: string) =>
+  (await query<{ age: string }>(url, `SELECT details->>'age' AS age FROM audit_events WHERE details ? 'age'`))
+    .map((row) => row.age)
+    .sort();
+
+describe('retention (AUDIT_RETENTION)', () => {
+  let retaining: TestGateway;
+  /** Migrated, with no gateway (and so no retention job) on it. */
+  let bare: TestDatabase;
+
+  beforeAll(async () => {
+    retaining = await startTestGateway({ AUDIT_RETENTION: '720h' }, { options: { auditRetentionIntervalMs: 50 } });
+    bare = await createTestDatabase();
+    await applyMigrations(bare.url, await readMigrations(defaultMigrationsDir()), pino({ level: 'silent' }));
+  });
+
+  afterAll(async () => {
+    await retaining.close();
+    await retaining.database.drop();
+    await bare.drop();
+  });
+
+  it('deletes the events older than AUDIT_RETENTION in the background, and keeps the others', async () => {
+    await insertEventsAged(retaining.database.url, ['400 days', '31 days', '29 days', '1 minute']);
+    const deadline = Date.now() + 5000;
+    while ((await agesIn(retaining.database.url)).length > 2 && Date.now() < deadline) await sleep(20);
+    expect(await agesIn(retaining.database.url)).toEqual(['1 minute', '29 days']);
+    // What the gateway itself recorded (the built-in roles, nothing older) is all still there.
+    await request(retaining.app)
+      .post('/v1/roles/kept')
+      .set('Authorization', ADMIN_AUTH)
+      .send({ permissions: {} })
+      .expect(200);
+    await sleep(200);
+    const { body } = await request(retaining.app).get('/v1/audit?outcome=applied').set('Authorization', ADMIN_AUTH);
+    expect(body.events.map((event: { action: string }) => event.action)).toContain('role.create');
+  });
+
+  it('deletes a backlog in batches, one replica at a time', async () => {
+    const ages = Array.from({ length: 2500 }, (_, i) => `${100 + (i % 50)} days`);
+    await insertEventsAged(bare.url, [...ages, '1 hour']);
+    const pool = new pg.Pool({ connectionString: bare.url });
+    const holder = new pg.Client({ connectionString: bare.url });
+    await holder.connect();
+    try {
+      const before = new Date(Date.now() - 90 * 86_400_000);
+      // Another replica is deleting: this one leaves it to that one.
+      await holder.query('BEGIN');
+      await holder.query('SELECT pg_advisory_xact_lock(72707371)');
+      expect(await deleteAuditEventsBefore(pool, before)).toBe(0);
+      await holder.query('ROLLBACK');
+
+      expect(await deleteAuditEventsBefore(pool, before, { batchSize: 1000, pauseMs: 1 })).toBe(2500);
+      expect(await agesIn(bare.url)).toEqual(['1 hour']);
+    } finally {
+      await holder.end();
+      await pool.end();
+    }
+  });
+
+  it('refuses every other change: UPDATE, TRUNCATE, DELETE without the floor, and DELETE of a row not older than it', async () => {
+    await insertEventsAged(bare.url, ['200 days', '1 minute']);
+    const client = new pg.Client({ connectionString: bare.url });
+    await client.connect();
+    try {
+      await expect(client.query(`DELETE FROM audit_events WHERE details->>'age' = '200 days'`)).rejects.toThrow(
+        'audit_events is append-only: rows are deleted only by the retention job',
+      );
+      await expect(client.query('DELETE FROM audit_events WHERE false')).rejects.toThrow('audit_events is append-only');
+      await expect(client.query(`UPDATE audit_events SET outcome = 'minted'`)).rejects.toThrow(
+        'audit_events is append-only',
+      );
+      await expect(client.query('TRUNCATE audit_events')).rejects.toThrow('audit_events is append-only');
+
+      const floor = new Date(Date.now() - 86_400_000).toISOString();
+      await client.query('BEGIN');
+      await client.query(`SELECT set_config('m2m_gateway.audit_retention_before', $1, true)`, [floor]);
+      await expect(client.query('DELETE FROM audit_events')).rejects.toThrow(
+        /^audit_events is append-only: event \d+ is not older than the retention floor /,
+      );
+      await client.query('ROLLBACK');
+      // The floor holds for its transaction only.
+      await client.query('BEGIN');
+      await client.query(`SELECT set_config('m2m_gateway.audit_retention_before', $1, true)`, [floor]);
+      await client.query(`DELETE FROM audit_events WHERE occurred_at < $1`, [floor]);
+      await client.query('COMMIT');
+      await expect(client.query('DELETE FROM audit_events')).rejects.toThrow(
+        'audit_events is append-only: rows are deleted only by the retention job',
+      );
+      const left = await agesIn(bare.url);
+      expect(left).toContain('1 minute');
+      expect(left).not.toContain('200 days');
     } finally {
       await client.end();
     }

@@ -23,7 +23,7 @@ const DATABASE = {
 };
 
 describe('loadConfig', () => {
-  it('applies the SPEC §4 defaults', () => {
+  it('applies the docs/reference.md §4 defaults', () => {
     const config = loadConfig({}, '/srv/gateway');
     expect(config).toMatchObject({
       port: 8080,
@@ -164,6 +164,36 @@ describe('loadConfig', () => {
     });
   });
 
+  it('reads HTTPS_PROXY and NO_PROXY, upper case winning over lower case', () => {
+    expect(loadConfig({})).toMatchObject({ httpsProxy: undefined, noProxy: [] });
+    const both = loadConfig({
+      HTTPS_PROXY: 'http://upper.corp:3128',
+      https_proxy: 'http://lower.corp:3128',
+      NO_PROXY: '.svc, 10.0.0.0/8',
+      no_proxy: 'lower.example',
+    });
+    expect(both.httpsProxy).toMatchObject({ host: 'upper.corp', port: 3128 });
+    expect(both.noProxy).toEqual(['.svc', '10.0.0.0/8']);
+    const lower = loadConfig({ https_proxy: 'lower.corp:8080', no_proxy: 'kubernetes.default.svc' });
+    expect(lower.httpsProxy).toMatchObject({ url: 'http://lower.corp:8080', host: 'lower.corp', port: 8080 });
+    expect(lower.noProxy).toEqual(['kubernetes.default.svc']);
+  });
+
+  it('keeps the proxy password out of the settings as shown and out of every problem line', () => {
+    const config = loadConfig({ HTTPS_PROXY: 'http://egress:s3cret@proxy.corp:3128' });
+    expect(config.httpsProxy?.authorization).toBe(`Basic ${Buffer.from('egress:s3cret').toString('base64')}`);
+    expect(JSON.stringify(config)).not.toMatch(/s3cret|Basic/);
+    expect(problemsOf({ HTTPS_PROXY: 'http://egress:s3cret@proxy corp:3128' })).toEqual([
+      'HTTPS_PROXY is not a URL such as http://proxy.example.com:3128',
+    ]);
+    expect(problemsOf({ https_proxy: 'https://egress:s3cret@proxy.corp' })).toEqual([
+      'https_proxy must be an http:// proxy URL; https proxies are not supported',
+    ]);
+    expect(problemsOf({ NO_PROXY: 'example.com, not a host' })).toEqual([
+      'NO_PROXY: "not a host" is neither a host, an address nor a CIDR, with an optional port',
+    ]);
+  });
+
   it('reads ISSUER_CA_FILE at once and refuses a missing or non-PEM file', async () => {
     const ca = await createTestCa();
     expect(loadConfig({ ISSUER_CA_FILE: ca.file }).issuerCaPem).toContain('-----BEGIN CERTIFICATE-----');
@@ -181,6 +211,26 @@ describe('loadConfig', () => {
     ]);
     expect(problemsOf({ ISSUER_CA_FILE: brokenPem })).toEqual([
       `ISSUER_CA_FILE ${JSON.stringify(brokenPem)} must be a PEM bundle of CA certificates`,
+    ]);
+  });
+
+  it('reads SIGNING_KEY_ROTATION and AUDIT_RETENTION as Go durations: 0 turns them off, less than an hour is refused', () => {
+    expect(loadConfig({})).toMatchObject({ signingKeyRotationMs: 720 * 3_600_000, auditRetentionMs: 2160 * 3_600_000 });
+    expect(loadConfig({ SIGNING_KEY_ROTATION: '0', AUDIT_RETENTION: '0' })).toMatchObject({
+      signingKeyRotationMs: 0,
+      auditRetentionMs: 0,
+    });
+    expect(loadConfig({ SIGNING_KEY_ROTATION: '168h', AUDIT_RETENTION: '1h30m' })).toMatchObject({
+      signingKeyRotationMs: 168 * 3_600_000,
+      auditRetentionMs: 5_400_000,
+    });
+    expect(problemsOf({ SIGNING_KEY_ROTATION: '30d', AUDIT_RETENTION: '-24h' })).toEqual([
+      'SIGNING_KEY_ROTATION must be 0 (never) or a Go duration of at least 1h0m0s, got "30d": unknown unit "d" in duration "30d"',
+      'AUDIT_RETENTION must be 0 (keep every event) or a Go duration of at least 1h0m0s, got "-24h": it is negative',
+    ]);
+    expect(problemsOf({ SIGNING_KEY_ROTATION: '59m', AUDIT_RETENTION: '720' })).toEqual([
+      'SIGNING_KEY_ROTATION must be 0 (never) or a Go duration of at least 1h0m0s, got "59m": it is too short',
+      'AUDIT_RETENTION must be 0 (keep every event) or a Go duration of at least 1h0m0s, got "720": missing unit in duration "720"',
     ]);
   });
 
@@ -208,5 +258,20 @@ describe('loadConfig', () => {
         'TRUST_PROXY must be a hop count or a comma list of proxy addresses or CIDRs, got "maybe"',
       ]),
     );
+  });
+});
+
+describe('DECLARATIVE_CONFIG_DIR', () => {
+  it('is resolved against the working directory, and must be a directory the gateway can read', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'm2m-config-declarative-'));
+    await writeFile(path.join(dir, 'a-file.yaml'), '');
+    expect(loadConfig({}).declarativeConfigDir).toBeUndefined();
+    expect(loadConfig({ DECLARATIVE_CONFIG_DIR: path.basename(dir) }, os.tmpdir()).declarativeConfigDir).toBe(dir);
+    expect(problemsOf({ DECLARATIVE_CONFIG_DIR: path.join(dir, 'missing') })).toEqual([
+      `DECLARATIVE_CONFIG_DIR ${JSON.stringify(path.join(dir, 'missing'))} cannot be read (no such directory)`,
+    ]);
+    expect(problemsOf({ DECLARATIVE_CONFIG_DIR: path.join(dir, 'a-file.yaml') })).toEqual([
+      `DECLARATIVE_CONFIG_DIR ${JSON.stringify(path.join(dir, 'a-file.yaml'))} is not a directory`,
+    ]);
   });
 });

@@ -72,7 +72,7 @@ describe('identify', () => {
 });
 
 describe('buildAccessTokenClaims', () => {
-  it('builds the SPEC §3.6 claims, leaving None out of roles', () => {
+  it('builds the docs/reference.md §3.6 claims, leaving None out of roles', () => {
     const configId = '3f9c4f57-9a0c-4c5b-8f0e-3c1b2a7d6e01';
     const claims = buildAccessTokenClaims({
       issuer: 'https://gw',
@@ -141,6 +141,7 @@ describe('createConfigCache', () => {
     singleUse: false,
     tests: [],
     incarnation: 'c0ffee00-0000-4000-8000-000000000002',
+    origin: 'IMPERATIVE' as const,
   };
 
   it('finds configs by issuer and id, and reuses the compiled form of unchanged ones', () => {

@@ -29,6 +29,7 @@ const storedConfig = (overrides: Partial<StoredM2mConfig> = {}): StoredM2mConfig
   singleUse: false,
   tests: [],
   incarnation: '22222222-2222-4222-8222-222222222222',
+  origin: 'IMPERATIVE',
   ...overrides,
 });
 
@@ -138,6 +139,17 @@ describe('exchangeToken', () => {
     ).rejects.toThrow('ID token is invalid: audience mismatch: expected "gw", token has ["x", "y"]');
   });
 
+  it('quotes at most ten values of a claim in its reason', async () => {
+    const { deps, observed } = fakes(storedConfig());
+    const many = Array.from({ length: 990 }, (_, i) => `owner-${i}`);
+    await expect(exchangeToken(deps, token({ ...good, repository_owner_id: many }), context)).rejects.toThrow(
+      'no valid role',
+    );
+    expect(observed[0]!.reason).toMatch(
+      /^condition repository_owner_id: value \["owner-0", .*"owner-9", … 980 more\] does not match "42"$/,
+    );
+  });
+
   it('claims a single-use token once, after every other check passed', async () => {
     const { deps } = fakes(storedConfig({ singleUse: true }));
     await expect(exchangeToken(deps, token({ ...good, repository: 'other/app', jti: 'a' }), context)).rejects.toThrow(
@@ -160,7 +172,9 @@ describe('exchangeToken', () => {
       },
     };
     await expect(exchangeToken(failing, token(good), context)).rejects.toThrow('the key is gone');
-    expect(observed[0]).toMatchObject({ reason: 'the key is gone', refusal: { code: 'INTERNAL' } });
+    // The observers (the audit trail) get no driver message; the error handler logs the error itself.
+    expect(observed[0]).toMatchObject({ reason: 'internal error (Error)', refusal: { code: 'INTERNAL' } });
+    expect(observed[0]!.steps.at(-1)).toEqual({ name: 'internal', ok: false, detail: 'internal error (Error)' });
   });
 });
 

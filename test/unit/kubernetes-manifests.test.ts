@@ -1,6 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from '@jest/globals';
 import { parseAllDocuments } from 'yaml';
+import { planDeclarative } from '../../src/domain/declarative.js';
+import { BUILT_IN_ROLES } from '../../src/domain/roles.js';
 import { SPEC_VARIABLES } from '../fixtures/spec.js';
 
 interface Manifest {
@@ -19,6 +21,7 @@ const load = (file: string): Manifest[] =>
 
 const gateway = load('gateway.yaml');
 const client = load('example-client.yaml');
+const declarative = load('declarative.yaml');
 const find = (manifests: Manifest[], kind: string) => {
   const found = manifests.find((m) => m.kind === kind);
   if (!found) throw new Error(`no ${kind}`);
@@ -32,7 +35,7 @@ const container = podSpec.containers[0];
 const env = Object.fromEntries(container.env.map((e: any) => [e.name, e.value ?? e.valueFrom]));
 
 describe('docs/deploy/kubernetes/gateway.yaml', () => {
-  it('sets only SPEC §4 variables, with TokenReview on and the secrets from a Secret', () => {
+  it('sets only docs/reference.md §4 variables, with TokenReview on and the secrets from a Secret', () => {
     expect(Object.keys(env).filter((name) => !SPEC_VARIABLES.includes(name))).toEqual([]);
     expect(env.KUBE_TOKEN_REVIEW).toBe('true');
     expect(env.KUBE_API_URL).toBe('https://kubernetes.default.svc');
@@ -88,5 +91,41 @@ describe('docs/deploy/kubernetes/example-client.yaml', () => {
     expect(script).toContain(`http://${service.metadata.name}.${service.metadata.namespace}.svc/v1/auth/m2m/exchange`);
     expect(script).toContain(`${mount.mountPath}/${projected.path}`);
     expect(config.config.mappings.map((m: any) => m.valueExpression)).toEqual(['ci', 'builder']);
+  });
+});
+
+describe('docs/deploy/kubernetes/declarative.yaml', () => {
+  const configMap = find(declarative, 'ConfigMap') as any;
+  const withFiles = find(declarative, 'Deployment') as any;
+  const spec = withFiles.spec.template.spec;
+  const gatewayContainer = spec.containers[0];
+  const mount = gatewayContainer.volumeMounts[0];
+  const volume = spec.volumes.find((v: any) => v.name === mount.name);
+
+  it("is gateway.yaml's Deployment with the ConfigMap mounted whole and DECLARATIVE_CONFIG_DIR set to it", () => {
+    const { volumeMounts: _mounts, env: declarativeEnv, ...container } = gatewayContainer;
+    const { env: gatewayEnv, ...original } = podSpec.containers[0];
+    expect(container).toEqual(original);
+    const names = declarativeEnv.map((e: any) => e.name);
+    expect(names.filter((name: string) => !SPEC_VARIABLES.includes(name))).toEqual([]);
+    expect(declarativeEnv.filter((e: any) => e.name !== 'DECLARATIVE_CONFIG_DIR')).toEqual(gatewayEnv);
+    expect(declarativeEnv.find((e: any) => e.name === 'DECLARATIVE_CONFIG_DIR').value).toBe(mount.mountPath);
+    expect(withFiles.metadata).toEqual(deployment.metadata);
+    expect(configMap.metadata.namespace).toBe(deployment.metadata.namespace);
+    expect(volume.configMap.name).toBe(configMap.metadata.name);
+    // A subPath mount never sees ConfigMap updates.
+    expect(mount.subPath).toBeUndefined();
+    expect(mount.readOnly).toBe(true);
+  });
+
+  it('declares configs and roles that the gateway applies without a problem', () => {
+    const plan = planDeclarative(
+      Object.entries(configMap.data as Record<string, string>).map(([name, text]) => ({ name, text })),
+      { configs: [], roles: BUILT_IN_ROLES.map((role) => ({ ...role, origin: 'IMPERATIVE' as const })) },
+      { githubActionsIssuers: [], kubeServiceAccountIssuer: () => 'https://kubernetes.default.svc.cluster.local' },
+    );
+    expect(plan.errors).toEqual([]);
+    expect(plan.configs.map(({ config }) => config.type)).toEqual(['KUBE_SERVICE_ACCOUNT']);
+    expect(plan.roles.map(({ role }) => role.name)).toEqual(['Deployer']);
   });
 });

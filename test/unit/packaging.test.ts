@@ -10,7 +10,7 @@ describe('docker-compose.yml', () => {
     services: Record<string, { environment?: Record<string, string>; depends_on?: unknown }>;
   };
 
-  it('gives the gateway only variables that SPEC §4 defines', () => {
+  it('gives the gateway only variables that docs/reference.md §4 defines', () => {
     const names = Object.keys(compose.services.gateway!.environment ?? {});
     expect(names.filter((name) => !SPEC_VARIABLES.includes(name))).toEqual([]);
     expect(names).toEqual(expect.arrayContaining(['DATABASE_URL', 'KEY_ENCRYPTION_KEY', 'ADMIN_PASSWORD']));
@@ -24,11 +24,21 @@ describe('docker-compose.yml', () => {
 
 describe('Dockerfile', () => {
   const dockerfile = read('Dockerfile');
-  const pkg = JSON.parse(read('package.json')) as { scripts: Record<string, string> };
+  const pkg = JSON.parse(read('package.json')) as { scripts: Record<string, string>; engines: { node: string } };
 
   it('starts the image with the same command as npm start', () => {
     const cmd = /^CMD (\[.*\])$/m.exec(dockerfile)?.[1];
-    expect((JSON.parse(cmd!) as string[]).join(' ')).toBe(pkg.scripts.start);
+    expect(`exec ${(JSON.parse(cmd!) as string[]).join(' ')}`).toBe(pkg.scripts.start);
+  });
+
+  it('builds and runs on the same supported Node LTS, one that package.json engines admits', () => {
+    const bases = [...dockerfile.matchAll(/^FROM (\S+)/gm)].map((match) => match[1]);
+    expect(bases).toHaveLength(2);
+    expect(new Set(bases).size).toBe(1);
+    const major = Number(/^node:(\d+)-/.exec(bases[0]!)?.[1]);
+    expect([22, 24]).toContain(major);
+    const minimum = Number(/^>=\s*(\d+)\./.exec(pkg.engines.node)?.[1]);
+    expect(minimum).toBeLessThanOrEqual(20);
   });
 
   it('runs as a non-root user with production dependencies only', () => {
@@ -43,11 +53,27 @@ describe('Dockerfile', () => {
   });
 });
 
+describe('package.json scripts', () => {
+  const pkg = JSON.parse(read('package.json')) as { scripts: Record<string, string> };
+  const build = JSON.parse(read('tsconfig.build.json')) as { include: string[] };
+
+  it('lets npm start exec node, so that the SIGTERM or SIGINT npm forwards reaches the gateway', () => {
+    // Without exec, npm signals the shell that runs the script, which dies and leaves node running.
+    expect(pkg.scripts.start).toMatch(/^exec node /);
+  });
+
+  it('runs backup and restore from dist/, which the image has (tsx is a dev dependency)', () => {
+    expect(pkg.scripts.backup).toBe('node dist/scripts/backup.js');
+    expect(pkg.scripts.restore).toBe('node dist/scripts/restore.js');
+    expect(build.include).toEqual(expect.arrayContaining(['src', 'scripts/backup.ts', 'scripts/restore.ts']));
+  });
+});
+
 describe('src/config.ts', () => {
-  it('reads exactly the SPEC §4 variables', () => {
+  it('reads exactly the docs/reference.md §4 variables', () => {
     const source = read('src/config.ts');
     const names = new Set(
-      [...source.matchAll(/\b(?:read|integer|oneOf|list|httpUrl|bool)\('([A-Z_]+)'/g)].map((m) => m[1]),
+      [...source.matchAll(/\b(?:read|integer|oneOf|list|httpUrl|bool|duration)\('([A-Z_]+)'/g)].map((m) => m[1]),
     );
     names.add('ADMIN_PASSWORD'); // read raw: a password may start or end with spaces
     expect([...names].sort()).toEqual([...SPEC_VARIABLES].sort());

@@ -1,0 +1,20 @@
+import { Router } from 'express';
+import type { AuditContext } from '../domain/audit.js';
+import { auditContext, type AdminGuard } from './auth.js';
+
+/** What the key routes need: a rotation that is audited with its actor. */
+export interface SigningKeyRotation {
+  /** @returns the kid of the new signing key */
+  rotate(context: AuditContext): Promise<string>;
+}
+
+/**
+ * `POST /v1/keys/rotate` (Access READ_WRITE, docs/reference.md §4): a new signing key at
+ * once; the old one stays published and accepted until its last token has
+ * expired. Any request body is ignored.
+ */
+export function createKeyRoutes(keys: SigningKeyRotation, guard: AdminGuard): Router {
+  return Router().post('/v1/keys/rotate', ...guard.write, async (req, res) => {
+    res.json({ kid: await keys.rotate(auditContext(req, res)) });
+  });
+}
