@@ -2,7 +2,13 @@ import { createHash } from 'node:crypto';
 import { LineCounter, isMap, isScalar, isSeq, parseAllDocuments, type Document } from 'yaml';
 import { GatewayError, messageOf } from '../errors.js';
 import { validateM2mConfig, isUuid } from './m2m-config-service.js';
-import { issuerAndAudienceOf, type IssuerPolicy, type M2mConfig, type StoredM2mConfig } from './m2m-config.js';
+import {
+  configFields,
+  issuerAndAudienceOf,
+  type IssuerPolicy,
+  type M2mConfig,
+  type StoredM2mConfig,
+} from './m2m-config.js';
 import { isJsonObject, type JsonObject } from './problems.js';
 import { isBuiltInRole, parseRole, type Role, type StoredRole } from './roles.js';
 
@@ -292,19 +298,7 @@ function canonical(value: unknown): string {
   return JSON.stringify(value);
 }
 
-const configContent = (config: M2mConfig): string =>
-  canonical({
-    id: config.id,
-    type: config.type,
-    tokenExpirationDuration: config.tokenExpirationDuration,
-    mappings: config.mappings.map(({ key, valueExpression, role }) => ({ key, valueExpression, role })),
-    issuer: config.issuer,
-    audience: config.audience,
-    conditions: config.conditions.map(({ key, valueExpression }) => ({ key, valueExpression })),
-    maxTokenAge: config.maxTokenAge,
-    singleUse: config.singleUse,
-    tests: config.tests.map(({ name, claims, roles }) => ({ name, claims, roles })),
-  });
+const configContent = (config: M2mConfig): string => canonical(configFields(config));
 
 const roleContent = (role: Role): string =>
   canonical({ name: role.name, description: role.description, permissions: role.permissions });

@@ -42,6 +42,20 @@ export interface M2mConfig {
   readonly tests: readonly PolicyTest[];
 }
 
+/** A config's own fields and nothing else (no incarnation, origin or row data), in wire order. */
+export const configFields = (config: M2mConfig): M2mConfig => ({
+  id: config.id,
+  type: config.type,
+  tokenExpirationDuration: config.tokenExpirationDuration,
+  mappings: config.mappings.map(({ key, valueExpression, role }) => ({ key, valueExpression, role })),
+  issuer: config.issuer,
+  audience: config.audience,
+  conditions: config.conditions.map(({ key, valueExpression }) => ({ key, valueExpression })),
+  maxTokenAge: config.maxTokenAge,
+  singleUse: config.singleUse,
+  tests: config.tests.map(({ name, claims, roles }) => ({ name, claims, roles })),
+});
+
 /** Optional fields that an update keeps when its body leaves them out, so that an older client cannot widen trust by omission. */
 export const KEPT_WHEN_ABSENT = ['audience', 'issuer', 'conditions', 'maxTokenAge', 'singleUse', 'tests'] as const;
 

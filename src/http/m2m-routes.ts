@@ -1,6 +1,6 @@
 import { Router } from 'express';
 import type { Explain, ExplainRequest } from '../domain/explain.js';
-import type { M2mConfig } from '../domain/m2m-config.js';
+import { configFields, type M2mConfig } from '../domain/m2m-config.js';
 import type { M2mConfigService } from '../domain/m2m-config-service.js';
 import type { Origin } from '../domain/origin.js';
 import { isJsonObject } from '../domain/problems.js';
@@ -11,17 +11,8 @@ import { jsonBody, pathParam, withJsonFieldNames } from './request-body.js';
 
 /** Every field, always (docs/reference.md §1); `traits` as StackRox reports them, with the stored origin (§6.5). */
 export const configToJson = (config: M2mConfig & { readonly origin?: Origin }) => ({
-  id: config.id,
-  type: config.type,
-  tokenExpirationDuration: config.tokenExpirationDuration,
-  mappings: config.mappings.map(({ key, valueExpression, role }) => ({ key, valueExpression, role })),
-  issuer: config.issuer,
-  audience: config.audience,
+  ...configFields(config),
   traits: { mutabilityMode: 'ALLOW_MUTATE', visibility: 'VISIBLE', origin: config.origin ?? 'IMPERATIVE' },
-  conditions: config.conditions.map(({ key, valueExpression }) => ({ key, valueExpression })),
-  maxTokenAge: config.maxTokenAge,
-  singleUse: config.singleUse,
-  tests: config.tests.map(({ name, claims, roles }) => ({ name, claims, roles })),
 });
 
 /** The `config` of an Add/Update request (StackRox's `body: "*"` messages). */
