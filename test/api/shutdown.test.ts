@@ -37,33 +37,10 @@ describe('SIGTERM', () => {
     const dataDir = await mkdtemp(path.join(os.tmpdir(), 'm2m-gateway-shutdown-'));
     const port = await freePort();
     const url = `http://127.0.0.1:${port}`;
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
-      cwd: new URL('../..', import.meta.url),
-      env: {
-        ...process.env,
-        DATABASE_URL: '',
-        DATA_DIR: dataDir,
-        PORT: String(port),
-        ADMIN_PASSWORD,
-        ISSUER_CA_FILE: ca.file,
-        ISSUER_ALLOW_PRIVATE_NETWORKS: '127.0.0.1',
-        LOG_LEVEL: 'info',
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let output = '';
-    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+    const gateway = launch('node', dataDir, port);
+    const { child } = gateway;
     try {
-      for (let attempt = 0; attempt < 300; attempt++) {
-        const ready = await fetch(`${url}/readyz`).then(
-          (response) => response.ok,
-          () => false,
-        );
-        if (ready) break;
-        await new Promise((resolve) => setTimeout(resolve, 100));
-      }
+      await untilReady(port, child);
       await trustIssuer({ app: url }, issuer.issuer);
 
       // The first exchange fetches discovery and JWKS; each answer waits, so it is still in flight at SIGTERM.
@@ -81,12 +58,12 @@ describe('SIGTERM', () => {
       const answer = await inFlight;
       expect(answer.status).toBe(200);
       expect(await answer.json()).toEqual({ accessToken: expect.any(String) });
-      expect(await exited).toBe(0);
-      expect(output).toContain('"msg":"stopped"');
+      expect(await gateway.exited).toBe(0);
+      expect(gateway.output).toContain('"msg":"stopped"');
       expect(existsSync(path.join(dataDir, 'postgres', 'postmaster.pid'))).toBe(false);
     } finally {
       issuer.delayMs = 0;
-      child.kill('SIGKILL');
+      gateway.killAll();
       await rm(dataDir, { recursive: true, force: true });
     }
   }, 60_000);
