@@ -1,5 +1,7 @@
 /** What the backup and restore commands share: their command line and their exits. */
-import { ConfigError } from '../src/config.js';
+import path from 'node:path';
+import { pino, type Logger } from 'pino';
+import { ConfigError, loadConfig, type AppConfig } from '../src/config.js';
 import { BackupRefused } from '../src/db/embedded-backup.js';
 
 export function parseCommandLine(args: readonly string[], command: string, known: readonly string[]) {
@@ -33,4 +35,31 @@ export async function runCommand(run: () => Promise<string | undefined>): Promis
     process.stderr.write(`${error instanceof Error ? error.message : String(error)}${cause}\n`);
     process.exit(1);
   }
+}
+
+/** What a command on the embedded database works with. */
+export interface EmbeddedCommand {
+  readonly file: string;
+  readonly flags: ReadonlySet<string>;
+  readonly settings: AppConfig;
+  readonly logger: Logger;
+}
+
+/**
+ * Runs a command on the embedded database in DATA_DIR: its command line,
+ * the settings, and a refusal (`withDatabaseUrl`) when DATABASE_URL names
+ * another PostgreSQL, whose own tools are the ones to use.
+ */
+export function runEmbeddedCommand(
+  command: string,
+  known: readonly string[],
+  withDatabaseUrl: string,
+  run: (context: EmbeddedCommand) => Promise<string | undefined>,
+): Promise<void> {
+  return runCommand(async () => {
+    const { file, flags } = parseCommandLine(process.argv.slice(2), command, known);
+    const settings = loadConfig();
+    if (settings.databaseUrl) return withDatabaseUrl;
+    return run({ file: path.resolve(file), flags, settings, logger: pino({ level: 'warn' }, pino.destination(2)) });
+  });
 }

@@ -5,47 +5,43 @@
  * FILE.key-encryption-key unless --without-key (or KEY_ENCRYPTION_KEY is set).
  * See docs/operator-guide.md, "Backups".
  */
-import path from 'node:path';
-import { pino } from 'pino';
-import { loadConfig } from '../src/config.js';
 import { backupEmbeddedDatabase } from '../src/db/embedded-backup.js';
-import { parseCommandLine, runCommand } from './backup-command.js';
+import { runEmbeddedCommand } from './backup-command.js';
 
-await runCommand(async () => {
-  const { file, flags } = parseCommandLine(process.argv.slice(2), 'backup', ['--without-key']);
-  const settings = loadConfig();
-  if (settings.databaseUrl) {
-    return 'DATABASE_URL is set: this command backs up the embedded database; back up your PostgreSQL with its own tools';
-  }
-  const logger = pino({ level: 'warn' }, pino.destination(2));
-  const report = await backupEmbeddedDatabase(path.resolve(file), {
-    dataDir: settings.dataDir,
-    keyEncryptionKey: settings.keyEncryptionKey,
-    logger,
-    withoutKey: flags.has('--without-key'),
-  });
-  const { header, tables } = report.summary;
-  const rows = Object.values(tables).reduce((sum, count) => sum + count, 0);
-  const from =
-    report.server === 'running'
-      ? `the running gateway's PostgreSQL ${header.server} (127.0.0.1:${report.address.port})`
-      : `PostgreSQL ${header.server}, started for the backup and stopped again`;
-  const lines = [
-    `Backed up ${rows} rows in ${Object.keys(tables).length} tables from ${from}`,
-    `  to ${path.resolve(file)}`,
-    `  at migration ${header.migrations.at(-1)?.name ?? '(none)'}`,
-  ];
-  if (report.keyFile) {
-    lines.push(
-      `The key encryption key is in ${report.keyFile}: a restore needs it. Keep it apart from the backup, as a secret.`,
-    );
-  } else if (report.keySource === 'KEY_ENCRYPTION_KEY') {
-    lines.push('The signing keys are encrypted with KEY_ENCRYPTION_KEY: a restore needs it.');
-  } else if (report.keySource === 'DATA_DIR') {
-    lines.push(
-      `The key encryption key was not written (--without-key): a restore needs ${settings.dataDir}/key-encryption-key.`,
-    );
-  }
-  process.stdout.write(`${lines.join('\n')}\n`);
-  return undefined;
-});
+await runEmbeddedCommand(
+  'backup',
+  ['--without-key'],
+  'DATABASE_URL is set: this command backs up the embedded database; back up your PostgreSQL with its own tools',
+  async ({ file, flags, settings, logger }) => {
+    const report = await backupEmbeddedDatabase(file, {
+      dataDir: settings.dataDir,
+      keyEncryptionKey: settings.keyEncryptionKey,
+      logger,
+      withoutKey: flags.has('--without-key'),
+    });
+    const { header, tables } = report.summary;
+    const rows = Object.values(tables).reduce((sum, count) => sum + count, 0);
+    const from =
+      report.server === 'running'
+        ? `the running gateway's PostgreSQL ${header.server} (127.0.0.1:${report.address.port})`
+        : `PostgreSQL ${header.server}, started for the backup and stopped again`;
+    const lines = [
+      `Backed up ${rows} rows in ${Object.keys(tables).length} tables from ${from}`,
+      `  to ${file}`,
+      `  at migration ${header.migrations.at(-1)?.name ?? '(none)'}`,
+    ];
+    if (report.keyFile) {
+      lines.push(
+        `The key encryption key is in ${report.keyFile}: a restore needs it. Keep it apart from the backup, as a secret.`,
+      );
+    } else if (report.keySource === 'KEY_ENCRYPTION_KEY') {
+      lines.push('The signing keys are encrypted with KEY_ENCRYPTION_KEY: a restore needs it.');
+    } else if (report.keySource === 'DATA_DIR') {
+      lines.push(
+        `The key encryption key was not written (--without-key): a restore needs ${settings.dataDir}/key-encryption-key.`,
+      );
+    }
+    process.stdout.write(`${lines.join('\n')}\n`);
+    return undefined;
+  },
+);

@@ -1,5 +1,4 @@
 /** `npm run backup` and `npm run restore` of the embedded database, run as the operator runs them. */
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { chmod, mkdtemp, readFile, rename, rm, stat, truncate } from 'node:fs/promises';
 import os from 'node:os';
@@ -13,10 +12,10 @@ import { findRunningEmbeddedPostgres, startEmbeddedPostgres } from '../../src/db
 import { startGateway, type Gateway } from '../../src/gateway.js';
 import { startFakeIssuer, type FakeIssuer } from '../fixtures/fake-issuer.js';
 import { createTestCa, type TestCa } from '../fixtures/test-ca.js';
+import { runNode, type Run } from '../fixtures/run-node.js';
 import { ADMIN_AUTH, ADMIN_PASSWORD, trustIssuer } from '../fixtures/test-gateway.js';
 
 const silent = pino({ level: 'silent' });
-const root = new URL('../..', import.meta.url);
 let ca: TestCa;
 let issuer: FakeIssuer;
 let work: string;
@@ -47,24 +46,9 @@ const gatewayEnv = (dataDir: string) => ({
 
 const startOn = (dataDir: string): Promise<Gateway> => startGateway(loadConfig(gatewayEnv(dataDir)), silent);
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
 /** The command as `npm run backup|restore -- ...` runs it, from source; only DATA_DIR (and what `env` adds) set. */
 function run(command: 'backup' | 'restore', args: string[], env: Record<string, string>): Promise<Run> {
-  const child = spawn(process.execPath, ['--import', 'tsx', `scripts/${command}.ts`, ...args], {
-    cwd: root,
-    env: { PATH: process.env.PATH, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  return new Promise((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
+  return runNode(['--import', 'tsx', `scripts/${command}.ts`, ...args], env);
 }
 
 /** Every row of every table, as JSON text, in a stable order, and where each sequence stands. */

@@ -1,24 +1,12 @@
-import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { declarativeConfigId } from '../../src/domain/declarative.js';
+import { runNode } from '../fixtures/run-node.js';
 
 /** Runs `m2m-gateway ARGS` from the sources, as `npx m2m-gateway` does in a checkout that was not built. */
-const cli = (...args: string[]) => run(['--import', 'tsx', 'src/cli/m2m-gateway.ts', ...args]);
-
-function run(nodeArgs: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, nodeArgs, {
-    env: { PATH: process.env.PATH },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  return new Promise((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
-}
+const cli = (...args: string[]) => runNode(['--import', 'tsx', 'src/cli/m2m-gateway.ts', ...args]);
 
 const lines = (text: string) => text.trimEnd().split('\n');
 
@@ -174,7 +162,7 @@ describe('the m2m-gateway command', () => {
   it("is package.json's bin, and runs", async () => {
     const pkg = JSON.parse(await readFile('package.json', 'utf8'));
     expect(pkg.bin).toEqual({ 'm2m-gateway': 'bin/m2m-gateway.mjs' });
-    const { code, stdout } = await run([pkg.bin['m2m-gateway'], 'check', good]);
+    const { code, stdout } = await runNode([pkg.bin['m2m-gateway'], 'check', good]);
     expect(lines(stdout).at(-1)).toBe('2 files, 3 documents: 2 valid configs, 1 valid role; 0 problems, 1 warning');
     expect(code).toBe(0);
   });

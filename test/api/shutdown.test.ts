@@ -229,6 +229,23 @@ describe('npm start', () => {
   }, 60_000);
 });
 
+/** Starts the gateway again on `dataDir`, runs `check` against it, and stops it with SIGTERM: exit code 0. */
+async function startsAgainAndStops(
+  dataDir: string,
+  port: number,
+  check: () => Promise<unknown> = async () => undefined,
+) {
+  const again = launch('node', dataDir, port);
+  try {
+    await untilReady(port, again.child);
+    await check();
+    again.child.kill('SIGTERM');
+    expect(await again.exited).toBe(0);
+  } finally {
+    again.killAll();
+  }
+}
+
 describe('SIGKILL', () => {
   it('of node takes the embedded PostgreSQL down with it, and the next start finds everything', async () => {
     const dataDir = await mkdtemp(path.join(os.tmpdir(), 'm2m-gateway-sigkill-'));
@@ -245,18 +262,12 @@ describe('SIGKILL', () => {
       // A fast shutdown: PostgreSQL removed its postmaster.pid itself.
       expect(existsSync(path.join(dataDir, 'postgres', 'postmaster.pid'))).toBe(false);
 
-      const second = launch('node', dataDir, port);
-      try {
-        await untilReady(port, second.child);
-        await request(`http://127.0.0.1:${port}`)
+      await startsAgainAndStops(dataDir, port, () =>
+        request(`http://127.0.0.1:${port}`)
           .get(`/v1/auth/m2m/${config.id}`)
           .set('Authorization', ADMIN_AUTH)
-          .expect(200);
-        second.child.kill('SIGTERM');
-        expect(await second.exited).toBe(0);
-      } finally {
-        second.killAll();
-      }
+          .expect(200),
+      );
     } finally {
       first.killAll();
       await rm(dataDir, { recursive: true, force: true });
@@ -276,15 +287,8 @@ describe('SIGKILL', () => {
       await until(() => processesIn(path.join(dataDir, 'postgres')).length === 0);
       expect(existsSync(path.join(dataDir, 'postgres', 'postmaster.pid'))).toBe(true);
 
-      const second = launch('node', dataDir, port);
-      try {
-        await untilReady(port, second.child);
-        second.child.kill('SIGTERM');
-        expect(await second.exited).toBe(0);
-        expect(existsSync(path.join(dataDir, 'postgres', 'postmaster.pid'))).toBe(false);
-      } finally {
-        second.killAll();
-      }
+      await startsAgainAndStops(dataDir, port);
+      expect(existsSync(path.join(dataDir, 'postgres', 'postmaster.pid'))).toBe(false);
     } finally {
       first.killAll();
       await rm(dataDir, { recursive: true, force: true });

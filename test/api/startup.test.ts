@@ -1,5 +1,4 @@
 import { createHash } from 'node:crypto';
-import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -11,6 +10,7 @@ import { loadConfig } from '../../src/config.js';
 import { applyMigrations, defaultMigrationsDir, readMigrations } from '../../src/db/migrate.js';
 import { startGateway } from '../../src/gateway.js';
 import { startFakeIssuer } from '../fixtures/fake-issuer.js';
+import { runNode } from '../fixtures/run-node.js';
 import { createTestCa } from '../fixtures/test-ca.js';
 import { createTestDatabase, type TestDatabase } from '../fixtures/test-database.js';
 import { ADMIN_AUTH, startTestGateway } from '../fixtures/test-gateway.js';
@@ -192,21 +192,12 @@ describe('wrong settings', () => {
   it('stop the start before anything runs: every problem on a line of its own, exit code 2, no stack trace', async () => {
     const dataDir = await mkdtemp(path.join(os.tmpdir(), 'm2m-gateway-settings-'));
     try {
-      const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
-        env: {
-          PATH: process.env.PATH,
-          DATA_DIR: path.join(dataDir, 'data'),
-          TRUST_PROXY: 'true',
-          ISSUER_CA_FILE: path.join(dataDir, 'missing.pem'),
-          LOG_LEVEL: 'info',
-        },
-        stdio: ['ignore', 'pipe', 'pipe'],
+      const { code, stdout, stderr } = await runNode(['--import', 'tsx', 'src/main.ts'], {
+        DATA_DIR: path.join(dataDir, 'data'),
+        TRUST_PROXY: 'true',
+        ISSUER_CA_FILE: path.join(dataDir, 'missing.pem'),
+        LOG_LEVEL: 'info',
       });
-      let stderr = '';
-      let stdout = '';
-      child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-      child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-      const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
       expect(code).toBe(2);
       expect(stderr.trim().split('\n')).toEqual([
         `ISSUER_CA_FILE ${JSON.stringify(path.join(dataDir, 'missing.pem'))} cannot be read (no such file)`,
