@@ -171,14 +171,12 @@ const audiencesOf = (aud: unknown): string[] =>
  * that verification names the audience it expected.
  */
 function chooseConfig(candidates: readonly ActiveConfig[], aud: unknown): ActiveConfig | ActiveConfig[] | undefined {
+  // The common case, one config per issuer, whatever the token's audience: verification judges `aud`.
+  if (candidates.length === 1) return candidates[0];
   const audiences = audiencesOf(aud);
   const named = candidates.filter(({ config }) => config.audience !== '' && audiences.includes(config.audience));
   if (named.length > 1) return named;
-  return (
-    named[0] ??
-    candidates.find(({ config }) => config.audience === '') ??
-    (candidates.length === 1 ? candidates[0] : undefined)
-  );
+  return named[0] ?? candidates.find(({ config }) => config.audience === '');
 }
 
 /** Why verification refused, with the expected and actual values where they help (they are not secret). */
