@@ -40,7 +40,7 @@ export default tseslint.config(
           patterns: [
             {
               group: ['express', 'pg', '@prisma/*', '../generated/*', 'node:http*', 'node:net', 'node:fs*'],
-              message: 'The domain stays pure (ARCHITECTURE.md).',
+              message: 'The domain stays pure (docs/architecture.md).',
             },
             { group: ['../http/*', '../db/*', '../oidc/*', '../keys/*'], message: 'Dependencies point inward.' },
           ],

@@ -14,7 +14,10 @@ import { createAuditRoutes } from './http/audit-routes.js';
 import type { DeclarativeStatus } from './declarative/declarative-configs.js';
 import { createDeclarativeRoutes } from './http/declarative-routes.js';
 import { createErrorHandler, type TranslateError } from './http/error-handler.js';
+import { createConsoleRoutes, type ConsoleDeps } from './http/console-routes.js';
+import { createIssuerRoutes } from './http/issuer-routes.js';
 import { createKeyRoutes, type SigningKeyRotation } from './http/key-routes.js';
+import type { IssuerHealth } from './oidc/issuer-health.js';
 import { createM2mRoutes } from './http/m2m-routes.js';
 import { createRoleRoutes } from './http/role-routes.js';
 import { createStatusRoutes } from './http/status-routes.js';
@@ -43,6 +46,10 @@ export interface AppDeps {
   /** EXCHANGE_RATE_LIMIT: exchanges per minute and client address; 0 is no limit. */
   readonly exchangeRateLimit: number;
   readonly publication: IssuerPublication;
+  /** `GET /v1/issuers`. */
+  readonly issuerHealth: () => IssuerHealth[];
+  /** The admin console at `/ui` and its session. */
+  readonly console: Omit<ConsoleDeps, 'logger'>;
 }
 
 /** The HTTP application; it never listens, so tests can drive it directly. */
@@ -99,7 +106,7 @@ export function createApp(deps: AppDeps): Express {
     res.type(deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics());
   });
 
-  const guard = createAdminGuard(deps.authenticate);
+  const guard = createAdminGuard(deps.authenticate, deps.console.cookies);
   app.use(createStatusRoutes(guard, deps.checkReadiness));
   app.use(createWellKnownRoutes(deps.publication));
   app.use(createM2mRoutes(deps.configs, deps.explain, guard));
@@ -107,6 +114,8 @@ export function createApp(deps: AppDeps): Express {
   app.use(createAuditRoutes(deps.audit, guard));
   app.use(createDeclarativeRoutes(deps.declarativeStatus, guard));
   app.use(createKeyRoutes(deps.keys, guard));
+  app.use(createIssuerRoutes(deps.issuerHealth, guard));
+  app.use(createConsoleRoutes({ ...deps.console, logger: deps.logger }));
 
   app.use(() => {
     throw new GatewayError('NOT_FOUND', 'not found');

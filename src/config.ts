@@ -45,6 +45,8 @@ export interface AppConfig {
   readonly signingKeyRotationMs: number;
   /** AUDIT_RETENTION in milliseconds: older audit events are deleted; 0 keeps them for ever. */
   readonly auditRetentionMs: number;
+  /** UI_OIDC_*: single sign-on for the admin console (docs/reference.md §6.6); undefined for password sign-in only. */
+  readonly consoleSso: ConsoleSsoSettings | undefined;
 }
 
 /** Every problem with the settings, one line each. */
@@ -70,6 +72,12 @@ const HOUR_MS = 3_600_000;
  *
  * @throws ConfigError naming every variable that is wrong, not just the first
  */
+export interface ConsoleSsoSettings {
+  readonly issuer: string;
+  readonly clientId: string;
+  readonly clientSecret: string;
+}
+
 export function loadConfig(env: Env = process.env, cwd = process.cwd()): AppConfig {
   const problems: string[] = [];
   const read = (name: string): string | undefined => {
@@ -167,6 +175,8 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): AppConf
     problems.push(`${noProxyName}: ${(error as Error).message}`);
   }
 
+  const consoleSso = readConsoleSso(read, problems);
+
   const config: AppConfig = {
     port,
     databaseUrl: read('DATABASE_URL'),
@@ -191,6 +201,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): AppConf
     noProxy,
     signingKeyRotationMs: duration('SIGNING_KEY_ROTATION', '720h', HOUR_MS, 'never'),
     auditRetentionMs: duration('AUDIT_RETENTION', '2160h', HOUR_MS, 'keep every event'),
+    consoleSso,
   };
   if (config.databaseUrl !== undefined && read('KEY_ENCRYPTION_KEY') === undefined) {
     problems.push(
@@ -205,6 +216,28 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): AppConf
   }
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze(config);
+}
+
+const CONSOLE_SSO_VARIABLES = ['UI_OIDC_ISSUER', 'UI_OIDC_CLIENT_ID', 'UI_OIDC_CLIENT_SECRET'] as const;
+
+/** All three UI_OIDC_* variables or none: half a single sign-on set-up is a mistake, not a choice. */
+function readConsoleSso(
+  read: (name: string) => string | undefined,
+  problems: string[],
+): ConsoleSsoSettings | undefined {
+  const [issuer, clientId, clientSecret] = CONSOLE_SSO_VARIABLES.map(read);
+  if (issuer === undefined && clientId === undefined && clientSecret === undefined) return undefined;
+  const missing = CONSOLE_SSO_VARIABLES.filter((name) => read(name) === undefined);
+  if (missing.length > 0) {
+    problems.push(`${missing.join(', ')} must be set too: single sign-on needs ${CONSOLE_SSO_VARIABLES.join(', ')}`);
+    return undefined;
+  }
+  const problem = issuerUrlProblem(issuer!);
+  if (problem) {
+    problems.push(`UI_OIDC_ISSUER: ${problem}`);
+    return undefined;
+  }
+  return { issuer: issuer!, clientId: clientId!, clientSecret: clientSecret! };
 }
 
 /** A directory that the gateway can list and read, made absolute; undefined when unset. */

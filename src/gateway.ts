@@ -35,7 +35,17 @@ import { failedPrecondition, messageOf } from './errors.js';
 import { ADMIN_FAILURES_PER_MINUTE, createAuthenticator } from './http/auth.js';
 import { createRateLimiter, createWindowLimiter } from './http/rate-limit.js';
 import { createAccessTokenVerifier } from './keys/access-token-verifier.js';
-import { bootstrapAdminPassword, createAdminPasswordVerifier } from './keys/admin-password.js';
+import {
+  adminCredentialFingerprint,
+  bootstrapAdminPassword,
+  createAdminPasswordVerifier,
+} from './keys/admin-password.js';
+import { buildConsoleSessionClaims } from './domain/access-token.js';
+import { consoleDirectory } from './http/console-routes.js';
+import { createSessionCookies } from './http/session-cookie.js';
+import type { Exchange } from './http/token-routes.js';
+import { createConsoleSso } from './oidc/console-sso.js';
+import { createIssuerHealth } from './oidc/issuer-health.js';
 import { createPasswordHasher } from './keys/password-hasher.js';
 import { createKeyRotation } from './keys/key-rotation.js';
 import { createKeyRing, newJti, type KeyRing } from './keys/signing-keys.js';
@@ -63,6 +73,11 @@ export interface Gateway {
   /** Closes the change feed and the database pool, and stops an embedded database. */
   close(): Promise<void>;
 }
+
+/** How long a console session signed in with the password lasts (docs/reference.md §6.6). */
+const CONSOLE_SESSION_SECONDS = 3600;
+/** Single sign-on attempts per client address and minute: each costs calls to the identity provider. */
+const SSO_ATTEMPTS_PER_MINUTE = 30;
 
 /** The per-issuer exchange budget, as a multiple of the per-address one. */
 const ISSUER_LIMIT_FACTOR = 20;
@@ -225,8 +240,9 @@ export async function startGateway(config: AppConfig, logger: Logger, options: G
     const roleRepository = createRoleRepository(db);
     const configCache = createConfigCache();
     const roleCache = createRoleCache();
+    const signingKeys = createSigningKeyRepository(db);
     const keyRing = createKeyRing({
-      store: createSigningKeyRepository(db),
+      store: signingKeys,
       keyEncryptionKey,
       alg: config.tokenSigningAlg,
       now,
@@ -262,9 +278,13 @@ export async function startGateway(config: AppConfig, logger: Logger, options: G
     const clientFor = (type: M2mConfigType) => (type === 'KUBE_SERVICE_ACCOUNT' ? kubeHttp : http);
     // One config's clients may use many addresses; their sum is bounded too (docs/security.md).
     const issuerLimiter = createRateLimiter(config.exchangeRateLimit * ISSUER_LIMIT_FACTOR);
+    const issuerHealth = createIssuerHealth(now);
     const verifier = createIdTokenVerifier({
       clientFor,
-      onFetch: metrics.issuerFetched,
+      onFetch: (issuer, document, ok, detail) => {
+        metrics.issuerFetched(issuer, document, ok);
+        issuerHealth.record(issuer, document, ok, detail);
+      },
       clockSkewSeconds: config.clockSkewSeconds,
       now,
       refetchCooldownMs: options.jwksRefetchCooldownMs,
@@ -375,7 +395,12 @@ export async function startGateway(config: AppConfig, logger: Logger, options: G
     closers.push(async () => clearInterval(forgetUsedTokens));
 
     // SIGNING_KEY_ROTATION and AUDIT_RETENTION: every replica checks, at start and then regularly; the database lets one act.
-    const keyRotation = createKeyRotation({ keyRing, audit, maxKeyAgeMs: config.signingKeyRotationMs });
+    const keyRotation = createKeyRotation({
+      keyRing,
+      audit,
+      maxKeyAgeMs: config.signingKeyRotationMs,
+      storedKeys: () => signingKeys.list(),
+    });
     if (config.signingKeyRotationMs > 0) {
       const rotation = startBackgroundJob(
         () => keyRotation.rotateIfDue(),
@@ -407,11 +432,21 @@ export async function startGateway(config: AppConfig, logger: Logger, options: G
       reloads.assertRecent(options.maxReloadAgeMs ?? 60_000);
     };
 
+    const adminCredential = () => adminCredentialFingerprint(credentials);
     const authenticate = createAuthenticator(
       createAdminPasswordVerifier(credentials, passwords),
-      createAccessTokenVerifier({ keyRing, issuer: config.gatewayIssuer, configs: configCache, roles: roleCache, now }),
+      createAccessTokenVerifier({
+        keyRing,
+        issuer: config.gatewayIssuer,
+        configs: configCache,
+        roles: roleCache,
+        now,
+        adminCredential,
+      }),
       createWindowLimiter(ADMIN_FAILURES_PER_MINUTE),
     );
+    const exchange: Exchange = (idToken, req) =>
+      exchangeToken(exchangeDeps, idToken, { requestId: String(req.id), startedAt: performance.now() });
     const app = createApp({
       logger,
       configs,
@@ -420,8 +455,7 @@ export async function startGateway(config: AppConfig, logger: Logger, options: G
       checkReadiness,
       trustProxy: config.trustProxy,
       exchangeRateLimit: config.exchangeRateLimit,
-      exchange: (idToken, req) =>
-        exchangeToken(exchangeDeps, idToken, { requestId: String(req.id), startedAt: performance.now() }),
+      exchange,
       explain: createExplainer({
         exchange: exchangeDeps,
         configs: configCache,
@@ -438,6 +472,34 @@ export async function startGateway(config: AppConfig, logger: Logger, options: G
         issuer: config.gatewayIssuer,
         signingAlgs: () => keyRing.publishedAlgs,
         jwks: () => keyRing.jwks(),
+      },
+      issuerHealth: () =>
+        issuerHealth.report(
+          [...configCache.issuers()].flatMap((issuer) =>
+            configCache.configsOf(issuer).map(({ config: { id } }) => ({ id, issuer })),
+          ),
+        ),
+      console: {
+        directory: consoleDirectory(packageRoot()),
+        cookies: createSessionCookies(config.gatewayIssuer),
+        authenticate,
+        mintAdminSession: async () => {
+          const credential = await adminCredential();
+          if (credential === undefined) throw new Error('the admin has no password');
+          const claims = buildConsoleSessionClaims({
+            issuer: config.gatewayIssuer,
+            credential,
+            lifetimeSeconds: CONSOLE_SESSION_SECONDS,
+            jti: newJti(),
+            now: now(),
+          });
+          return { token: (await keyRing.signer.sign(claims)).token, expiresAt: new Date(claims.exp * 1000) };
+        },
+        exchange,
+        sso:
+          config.consoleSso &&
+          createConsoleSso(config.consoleSso, `${config.gatewayIssuer.replace(/\/$/, '')}/ui/sso/callback`, http.fetch),
+        ssoAttempts: createWindowLimiter(SSO_ATTEMPTS_PER_MINUTE),
       },
     });
     return { app, generatedAdminPassword, keyRing, refresh, close };

@@ -1,6 +1,7 @@
 import type { FlatClaims } from './claims.js';
 import type { Identity } from './identity.js';
-import { NONE_ROLE } from './roles.js';
+import { ADMIN_USERNAME } from './principal.js';
+import { ADMIN_ROLE, NONE_ROLE } from './roles.js';
 
 /** The payload of a gateway access token (docs/reference.md §3.6). */
 export interface AccessTokenClaims {
@@ -58,4 +59,42 @@ export function buildAccessTokenClaims(input: AccessTokenInput): AccessTokenClai
 export function configIdOfSubject(sub: string): string | undefined {
   const match = /^sso:([0-9a-f-]{36}):/.exec(sub);
   return match?.[1];
+}
+
+/** The audience of console sessions signed in with the admin password: no config's id, so no downstream service's. */
+export const CONSOLE_AUDIENCE = 'm2m-gateway-console';
+
+/** A console session signed in with the admin password (docs/reference.md §6.6). */
+export interface ConsoleSessionClaims {
+  readonly iss: string;
+  readonly sub: typeof ADMIN_USERNAME;
+  readonly aud: readonly [typeof CONSOLE_AUDIENCE];
+  readonly jti: string;
+  readonly iat: number;
+  readonly exp: number;
+  readonly name: string;
+  readonly roles: readonly [typeof ADMIN_ROLE];
+  /** The admin credential it was signed in with (a digest): a new password does not accept it. */
+  readonly admin_credential: string;
+}
+
+export function buildConsoleSessionClaims(input: {
+  readonly issuer: string;
+  readonly credential: string;
+  readonly lifetimeSeconds: number;
+  readonly jti: string;
+  readonly now: Date;
+}): ConsoleSessionClaims {
+  const iat = Math.floor(input.now.getTime() / 1000);
+  return {
+    iss: input.issuer,
+    sub: ADMIN_USERNAME,
+    aud: [CONSOLE_AUDIENCE],
+    jti: input.jti,
+    iat,
+    exp: iat + input.lifetimeSeconds,
+    name: ADMIN_USERNAME,
+    roles: [ADMIN_ROLE],
+    admin_credential: input.credential,
+  };
 }

@@ -1,5 +1,5 @@
 import { GatewayError, tooManyRequests } from '../errors.js';
-import { buildAccessTokenClaims, type AccessTokenClaims } from './access-token.js';
+import { buildAccessTokenClaims, type AccessTokenClaims, type ConsoleSessionClaims } from './access-token.js';
 import { InvalidClaimsError, flattenClaims, type FlatClaims } from './claims.js';
 import { formatDuration } from './go-duration.js';
 import { IdentityError, identify, type Identity } from './identity.js';
@@ -54,7 +54,7 @@ export interface IdTokenVerifier {
 }
 
 export interface TokenSigner {
-  sign(claims: AccessTokenClaims): Promise<{ token: string; kid: string; alg: string }>;
+  sign(claims: AccessTokenClaims | ConsoleSessionClaims): Promise<{ token: string; kid: string; alg: string }>;
 }
 
 /** Single-use ID tokens (by issuer and `jti`), shared by every replica. */

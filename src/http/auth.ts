@@ -1,24 +1,16 @@
 import type { Request, RequestHandler, Response } from 'express';
 import type { AuditContext } from '../domain/audit.js';
 import { GatewayError, tooManyRequests } from '../errors.js';
-import { ADMIN_ROLE, BUILT_IN_ROLES, grants, type AccessLevel } from '../domain/roles.js';
-import type { Principal, VerifyBearerToken } from '../domain/principal.js';
-import { ADMIN_USERNAME } from '../keys/admin-password.js';
+import { grants, type AccessLevel } from '../domain/roles.js';
+import { adminPrincipal, type Principal, type VerifyBearerToken } from '../domain/principal.js';
+import { CSRF_HEADER, isCsrfTokenOf, type SessionCookies } from './session-cookie.js';
 
 export type { Principal } from '../domain/principal.js';
 
 /** `priority`: the caller has a clean record, so its check goes ahead of others waiting. */
 export type VerifyAdminPassword = (username: string, password: string, priority?: boolean) => Promise<boolean>;
 
-const adminRole = BUILT_IN_ROLES.find((role) => role.name === ADMIN_ROLE)!;
-
-const ADMIN: Principal = {
-  userId: ADMIN_USERNAME,
-  friendlyName: ADMIN_USERNAME,
-  roles: [adminRole],
-  authProvider: { id: 'basic', name: 'Login with username/password', type: 'basic' },
-  attributes: { username: [ADMIN_USERNAME], role: [ADMIN_ROLE] },
-};
+const ADMIN = adminPrincipal();
 
 type Credentials =
   | { readonly scheme: 'basic'; readonly username: string; readonly password: string }
@@ -58,8 +50,9 @@ export interface GuessBudget {
 }
 
 /**
- * Turns an Authorization header into a Principal: Basic for the bootstrap
- * admin, Bearer for tokens this gateway minted.
+ * Turns credentials into a Principal: the bootstrap admin's password (Basic,
+ * or the console's sign-in), or a token this gateway minted (Bearer, or the
+ * console's session cookie).
  *
  * Password guessing is slowed per client address, never turned into a
  * lock-out (docs/security.md): only a Basic attempt whose password does not
@@ -76,20 +69,27 @@ export function createAuthenticator(
   verifyBearer: VerifyBearerToken,
   guesses: GuessBudget,
 ) {
-  return async function authenticate(
-    authorization: string | undefined,
-    client: string,
-  ): Promise<Principal | undefined> {
-    const credentials = credentialsOf(authorization);
-    if (credentials?.scheme === 'bearer') return verifyBearer(credentials.token);
-    if (credentials?.scheme !== 'basic') return undefined;
-
+  async function password(username: string, secret: string, client: string): Promise<Principal | undefined> {
     const clean = guesses.isFresh(client);
     const wait = guesses.take(client);
     if (wait > 0) throw slowDown(wait);
-    const verified = await verifyAdmin(credentials.username, credentials.password, clean);
+    const verified = await verifyAdmin(username, secret, clean);
     if (verified) guesses.refund(client);
     return verified ? ADMIN : undefined;
+  }
+
+  return {
+    /** The principal of an Authorization header. */
+    async header(authorization: string | undefined, client: string): Promise<Principal | undefined> {
+      const credentials = credentialsOf(authorization);
+      if (credentials?.scheme === 'bearer') return verifyBearer(credentials.token);
+      if (credentials?.scheme !== 'basic') return undefined;
+      return password(credentials.username, credentials.password, client);
+    },
+    /** The console's password sign-in, on the same budget of guesses. */
+    password,
+    /** A token this gateway minted, such as a console session's. */
+    token: verifyBearer,
   };
 }
 
@@ -103,6 +103,9 @@ export const auditContext = (req: Request, res: Response): AuditContext => ({
   requestId: String(req.id),
 });
 
+/** RFC 9110 §9.2.1: the methods that change nothing, so need no CSRF token. */
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
 const unauthenticated = () => new GatewayError('UNAUTHENTICATED', 'credentials are missing or invalid');
 
 /**
@@ -110,9 +113,9 @@ const unauthenticated = () => new GatewayError('UNAUTHENTICATED', 'credentials a
  * `res.locals`; `access(level)` also demands that level on the `Access`
  * resource.
  */
-export function createAdminGuard(authenticate: Authenticate) {
+export function createAdminGuard(authenticate: Authenticate, sessions: SessionCookies) {
   const identity: RequestHandler = async (req, res, next) => {
-    const principal = await authenticate(req.get('authorization'), req.ip ?? '');
+    const principal = await principalOfRequest(req);
     if (!principal) {
       res.set('WWW-Authenticate', 'Basic realm="m2m-gateway", Bearer');
       throw unauthenticated();
@@ -120,6 +123,21 @@ export function createAdminGuard(authenticate: Authenticate) {
     res.locals.principal = principal;
     next();
   };
+
+  /**
+   * An Authorization header wins; without one, the console's session cookie,
+   * which a state-changing request must back with its CSRF token
+   * (docs/reference.md §6.6), since the browser adds the cookie by itself.
+   */
+  async function principalOfRequest(req: Request): Promise<Principal | undefined> {
+    const authorization = req.get('authorization');
+    const session = authorization === undefined ? sessions.tokenOf(req) : undefined;
+    if (session === undefined) return authenticate.header(authorization, req.ip ?? '');
+    if (!SAFE_METHODS.has(req.method) && !isCsrfTokenOf(session, req.get(CSRF_HEADER))) {
+      throw new GatewayError('PERMISSION_DENIED', `this request needs the session's ${CSRF_HEADER} header`);
+    }
+    return authenticate.token(session);
+  }
 
   const access =
     (level: AccessLevel): RequestHandler =>

@@ -1,11 +1,11 @@
 import { jwtVerify, type JWTPayload } from 'jose';
-import { configIdOfSubject } from '../domain/access-token.js';
+import { CONSOLE_AUDIENCE, configIdOfSubject } from '../domain/access-token.js';
 import type { FlatClaims } from '../domain/claims.js';
 import type { ConfigCache, RoleCache } from '../domain/config-cache.js';
 import { isJsonObject } from '../domain/problems.js';
 import { resolvePolicyRoles } from '../domain/policy.js';
 import type { Role } from '../domain/roles.js';
-import type { Principal, VerifyBearerToken } from '../domain/principal.js';
+import { ADMIN_USERNAME, adminPrincipal, type Principal, type VerifyBearerToken } from '../domain/principal.js';
 import { TOKEN_SIGNING_ALGS } from '../config.js';
 import type { KeyRing } from './signing-keys.js';
 
@@ -15,6 +15,8 @@ export interface AccessTokenVerifierDeps {
   readonly configs: ConfigCache;
   readonly roles: RoleCache;
   readonly now: () => Date;
+  /** The digest of the admin password a console session must have been signed in with (src/keys/admin-password.ts). */
+  readonly adminCredential: () => Promise<string | undefined>;
 }
 
 /** `external_user.attributes` back into claims, if it has that shape. */
@@ -33,7 +35,9 @@ function attributesOf(payload: JWTPayload): FlatClaims | undefined {
  * Accepts a token this gateway minted as admin API credentials (docs/reference.md §2,
  * §3.6): valid signature from a published key, not expired, its config still
  * there (deleting a config revokes its tokens at once), and its roles
- * evaluated again against the config's current mappings.
+ * evaluated again against the config's current mappings. A console session
+ * signed in with the admin password (§6.6) is the admin for as long as that
+ * password stays the same.
  */
 export function createAccessTokenVerifier(deps: AccessTokenVerifierDeps): VerifyBearerToken {
   return async (token) => {
@@ -59,6 +63,12 @@ export function createAccessTokenVerifier(deps: AccessTokenVerifierDeps): Verify
       return undefined;
     }
 
+    if (Array.isArray(payload.aud) && payload.aud.length === 1 && payload.aud[0] === CONSOLE_AUDIENCE) {
+      const credential = await deps.adminCredential();
+      const signedInWithTheCurrentPassword =
+        payload.sub === ADMIN_USERNAME && credential !== undefined && payload.admin_credential === credential;
+      return signedInWithTheCurrentPassword ? adminPrincipal(new Date(payload.exp! * 1000)) : undefined;
+    }
     const configId = typeof payload.sub === 'string' ? configIdOfSubject(payload.sub) : undefined;
     if (!configId || !Array.isArray(payload.aud) || payload.aud[0] !== configId) return undefined;
     const active = deps.configs.byId(configId);

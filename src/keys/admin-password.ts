@@ -1,4 +1,5 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { ADMIN_USERNAME } from '../domain/principal.js';
 import type { PasswordHasher } from './password-hasher.js';
 
 /** Where the admin's password hash lives (only the hash is ever stored, docs/reference.md §2). */
@@ -8,8 +9,6 @@ export interface AdminCredentialStore {
   /** @returns false when a hash was already stored (another replica won the race) */
   insertHash(username: string, hash: string): Promise<boolean>;
 }
-
-export const ADMIN_USERNAME = 'admin';
 
 /** What the admin password needs of a hasher (src/keys/password-hasher.ts). */
 export type PasswordHashing = Pick<PasswordHasher, 'hash' | 'verify'>;
@@ -54,4 +53,13 @@ export function createAdminPasswordVerifier(store: AdminCredentialStore, passwor
     proven = { hash: stored, digest };
     return true;
   };
+}
+
+/**
+ * What a console session signed in with the password is bound to: a digest of
+ * the stored hash, so that a new admin password ends every such session.
+ */
+export async function adminCredentialFingerprint(store: AdminCredentialStore): Promise<string | undefined> {
+  const stored = await store.getHash(ADMIN_USERNAME);
+  return stored && createHash('sha256').update(`console-session\0${stored}`).digest('base64url');
 }

@@ -12,7 +12,7 @@ import {
   type CompactJWSHeaderParameters,
 } from 'jose';
 import type { TokenSigningAlg } from '../config.js';
-import type { AccessTokenClaims } from '../domain/access-token.js';
+import type { AccessTokenClaims, ConsoleSessionClaims } from '../domain/access-token.js';
 import type { TokenSigner } from '../domain/exchange.js';
 import { MAX_TOKEN_LIFETIME_SECONDS } from '../domain/m2m-config.js';
 import { decryptPrivateKey, encryptPrivateKey } from './key-encryption.js';
@@ -269,7 +269,7 @@ export function createKeyRing(options: KeyRingOptions) {
        * the domain builds and types the claims, and SignJWT's structuredClone
        * of them was the largest cost of minting after the signature itself.
        */
-      async sign(claims: AccessTokenClaims) {
+      async sign(claims: AccessTokenClaims | ConsoleSessionClaims) {
         const key = active!;
         const token = await new CompactSign(utf8.encode(JSON.stringify(claims)))
           .setProtectedHeader(key.header)

@@ -1,4 +1,5 @@
 import dns from 'node:dns';
+import type { IncomingHttpHeaders } from 'node:http';
 import https from 'node:https';
 import net, { type LookupFunction } from 'node:net';
 import tls from 'node:tls';
@@ -64,6 +65,18 @@ export interface JsonResponse {
 
 export type Headers = Readonly<Record<string, string>>;
 
+interface RawResponse {
+  readonly status: number;
+  readonly headers: IncomingHttpHeaders;
+  readonly body: Buffer;
+  readonly url: string;
+}
+
+export type FetchLike = (
+  url: string,
+  init: { method: string; headers?: Readonly<Record<string, string>>; body?: unknown },
+) => Promise<Response>;
+
 export interface HttpsJsonClient {
   /**
    * GETs a JSON document. Redirects are not followed; a non-2xx status, an
@@ -88,7 +101,10 @@ export function createHttpsJsonClient(
     allowAddress = allowAll,
     proxy,
   }: { limits?: OutboundLimits; allowAddress?: AddressFilter; proxy?: OutboundProxy | undefined } = {},
-): HttpsJsonClient {
+): HttpsJsonClient & {
+  /** A fetch for libraries that bring their own protocol (openid-client): any status resolves, redirects do not. */
+  readonly fetch: FetchLike;
+} {
   const agentOptions = {
     keepAlive: true,
     ca: extraCaPem.length > 0 ? [...tls.rootCertificates, ...extraCaPem] : undefined,
@@ -113,7 +129,8 @@ export function createHttpsJsonClient(
   };
   const tunnelAgent = proxy && new TunnelAgent(proxy.server, lookup, limits.timeoutMs, agentOptions);
 
-  function send(method: 'GET' | 'POST', url: string, headers: Headers, payload?: string): Promise<JsonResponse> {
+  /** One bounded request; any status but a redirect resolves, with the body read whole. */
+  function sendRaw(method: 'GET' | 'POST', url: string, headers: Headers, payload?: string): Promise<RawResponse> {
     let target: URL;
     try {
       target = new URL(url);
@@ -131,18 +148,14 @@ export function createHttpsJsonClient(
     if (net.isIP(hostname) && !allowAddress(hostname, hostname)) return Promise.reject(refused(url));
     const tunnelled = tunnelAgent !== undefined && !proxy!.bypasses(hostname, Number(target.port || 443));
 
-    return new Promise<JsonResponse>((resolve, reject) => {
+    return new Promise<RawResponse>((resolve, reject) => {
       const request = https.request(
         target,
         {
           method,
           agent: tunnelled ? tunnelAgent : agent,
           lookup,
-          headers: {
-            accept: 'application/json',
-            ...(payload === undefined ? {} : { 'content-type': 'application/json' }),
-            ...headers,
-          },
+          headers: { accept: 'application/json', ...headers },
           signal: AbortSignal.timeout(limits.timeoutMs),
         },
         (response) => {
@@ -171,27 +184,7 @@ export function createHttpsJsonClient(
             else chunks.push(chunk);
           });
           response.on('error', (error) => reject(toOutboundError(url, error)));
-          response.on('end', () => {
-            if (status < 200 || status >= 300) {
-              return reject(
-                new OutboundError(`${url} answered HTTP ${status}`, {
-                  status,
-                  publicReason: 'it answered with an error',
-                }),
-              );
-            }
-            try {
-              resolve({
-                status,
-                body: JSON.parse(Buffer.concat(chunks).toString('utf8')),
-                maxAgeSeconds: maxAgeOf(response.headers['cache-control']),
-              });
-            } catch {
-              reject(
-                new OutboundError(`${url} did not answer JSON`, { status, publicReason: 'it did not answer JSON' }),
-              );
-            }
-          });
+          response.on('end', () => resolve({ status, headers: response.headers, body: Buffer.concat(chunks), url }));
         },
       );
       // The address actually connected to is checked too: it is what a request reaches.
@@ -212,9 +205,42 @@ export function createHttpsJsonClient(
     });
   }
 
+  async function sendJson(method: 'GET' | 'POST', url: string, headers: Headers, payload?: string) {
+    const contentType: Headers = payload === undefined ? {} : { 'content-type': 'application/json' };
+    const { status, headers: answered, body } = await sendRaw(method, url, { ...contentType, ...headers }, payload);
+    if (status < 200 || status >= 300) {
+      throw new OutboundError(`${url} answered HTTP ${status}`, { status, publicReason: 'it answered with an error' });
+    }
+    try {
+      return { status, body: JSON.parse(body.toString('utf8')), maxAgeSeconds: maxAgeOf(answered['cache-control']) };
+    } catch {
+      throw new OutboundError(`${url} did not answer JSON`, { status, publicReason: 'it did not answer JSON' });
+    }
+  }
+
+  /** The WHATWG fetch that openid-client asks for (its customFetch), on these same terms. */
+  const fetchLike: FetchLike = async (url, { method, headers, body }) => {
+    if (method !== 'GET' && method !== 'POST') throw new OutboundError(`${method} is not used`);
+    if (body !== undefined && body !== null && typeof body !== 'string' && !(body instanceof URLSearchParams)) {
+      throw new OutboundError('only text bodies are sent');
+    }
+    const answer = await sendRaw(
+      method,
+      url,
+      headers ?? {},
+      body === undefined || body === null ? undefined : String(body),
+    );
+    const answerHeaders = new globalThis.Headers();
+    for (const [name, value] of Object.entries(answer.headers)) {
+      for (const item of [value ?? []].flat()) answerHeaders.append(name, item);
+    }
+    return new Response(answer.status === 204 ? null : answer.body, { status: answer.status, headers: answerHeaders });
+  };
+
   return {
-    getJson: (url, headers = {}) => send('GET', url, headers),
-    postJson: (url, body, headers = {}) => send('POST', url, headers, JSON.stringify(body)),
+    getJson: (url, headers = {}) => sendJson('GET', url, headers),
+    postJson: (url, body, headers = {}) => sendJson('POST', url, headers, JSON.stringify(body)),
+    fetch: fetchLike,
     close: () => {
       agent.destroy();
       tunnelAgent?.destroy();

@@ -45,8 +45,14 @@ export interface IdTokenVerifierOptions {
    * 5 s bound). Keys in the cache are never waited for.
    */
   readonly keyFetchDeadlineMs?: number;
-  /** Told about every discovery and JWKS fetch (metrics). */
-  readonly onFetch?: (issuer: string, document: 'discovery' | 'jwks', ok: boolean) => void;
+  /** Told about every discovery and JWKS fetch (metrics, issuer health): the key ids fetched, or why it failed. */
+  readonly onFetch?: (issuer: string, document: 'discovery' | 'jwks', ok: boolean, detail?: IssuerFetchDetail) => void;
+}
+
+export interface IssuerFetchDetail {
+  readonly keyIds?: readonly string[];
+  /** For admins only: it may name addresses and statuses. */
+  readonly reason?: string;
 }
 
 interface IssuerState {
@@ -209,15 +215,16 @@ export function createIdTokenVerifier(
       }
       document = 'jwks';
       const { body, maxAgeSeconds } = await http.getJson(state.metadata.jwksUri);
-      state.keys = createLocalJWKSet(toKeySet(body));
+      const keySet = toKeySet(body);
+      state.keys = createLocalJWKSet(keySet);
       state.keysFetchedAt = clock();
       // The issuer may ask for less than the hour, but never for more fetches than the cooldown allows.
       state.keysTtl = Math.max(cooldown, Math.min(keySetTtl, (maxAgeSeconds ?? Infinity) * 1000));
       state.picked = new Map();
       state.lastError = undefined;
-      options.onFetch?.(issuer, document, true);
+      options.onFetch?.(issuer, document, true, { keyIds: keySet.keys.map((key) => key.kid ?? '') });
     } catch (error) {
-      options.onFetch?.(issuer, document, false);
+      options.onFetch?.(issuer, document, false, { reason: error instanceof Error ? error.message : String(error) });
       // Strangers see why in general terms; the URL, status or socket code go to the log with the cause.
       const reason = error instanceof OutboundError ? error.publicReason : 'its keys could not be fetched';
       state.lastError = new GatewayError('UNAVAILABLE', `issuer ${JSON.stringify(issuer)} is unavailable: ${reason}`, {

@@ -5,6 +5,7 @@ import request from 'supertest';
 import { BUILT_IN_ROLES } from '../../src/domain/roles.js';
 import { createAdminGuard, type Authenticate, type Principal } from '../../src/http/auth.js';
 import { createErrorHandler } from '../../src/http/error-handler.js';
+import { createSessionCookies } from '../../src/http/session-cookie.js';
 
 const principal = (roleName: string): Principal => ({
   userId: 'ci-bot',
@@ -16,8 +17,12 @@ const principal = (roleName: string): Principal => ({
 
 /** An app guarded the way the admin routes are, with identities chosen by the test. */
 function guardedApp(who: Principal | undefined) {
-  const authenticate: Authenticate = async () => who;
-  const guard = createAdminGuard(authenticate);
+  const authenticate: Authenticate = {
+    header: async () => who,
+    password: async () => who,
+    token: async () => who,
+  };
+  const guard = createAdminGuard(authenticate, createSessionCookies('http://localhost:8080'));
   return express()
     .get('/read', ...guard.read, (_req, res) => void res.json({}))
     .post('/write', ...guard.write, (_req, res) => void res.json({}))

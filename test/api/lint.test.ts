@@ -105,6 +105,18 @@ describe('POST /v1/auth/m2m/lint', () => {
       .expect({ problems: ['test "a token with no claims": expected ["Admin"], got []'], warnings: [] });
   });
 
+  it('still warns about a config that fails its tests, so that the console shows both while it is edited', async () => {
+    const { body } = await lint({
+      type: 'GITHUB_ACTIONS',
+      tokenExpirationDuration: '5m',
+      conditions: [{ key: 'repository_owner_id', valueExpression: '12345678' }],
+      mappings: [{ key: 'repository_id', valueExpression: '555', role: 'Admin' }],
+      tests: [{ name: 'a token with no claims', claims: {}, roles: ['Admin'] }],
+    }).expect(200);
+    expect(body.problems).toEqual(['test "a token with no claims": expected ["Admin"], got []']);
+    expect(body.warnings.map((warning: { field: string }) => warning.field)).toEqual(['audience']);
+  });
+
   it('answers 401 without credentials', async () => {
     await request(gateway.app)
       .post('/v1/auth/m2m/lint')

@@ -5,7 +5,7 @@ import type { Express } from 'express';
 import request from 'supertest';
 import { parse } from 'yaml';
 import { startFakeIssuer } from '../fixtures/fake-issuer.js';
-import { ADMIN_AUTH, startTestGateway, type TestGateway } from '../fixtures/test-gateway.js';
+import { ADMIN_AUTH, ADMIN_PASSWORD, startTestGateway, type TestGateway } from '../fixtures/test-gateway.js';
 
 /* eslint-disable @typescript-eslint/no-explicit-any -- walking an OpenAPI document */
 const document = parse(readFileSync(new URL('../../docs/openapi.yaml', import.meta.url), 'utf8')) as any;
@@ -119,6 +119,23 @@ describe('docs/openapi.yaml', () => {
       .expect(200);
     expect(audit.body.events[0]).toMatchObject({ action: 'keys.rotate', details: { kid: rotated.body.kid } });
     expect(validatorFor(answerSchema('/v1/audit', 'get', '200'))(audit.body)).toBe(true);
+  });
+
+  it("describes what the console's endpoints really answer", async () => {
+    const expectValid = (path: string, method: string, body: unknown) => {
+      const validate = validatorFor(answerSchema(path, method, '200'));
+      expect({ path, valid: validate(body), errors: validate.errors }).toEqual({ path, valid: true, errors: null });
+    };
+    for (const path of ['/v1/keys', '/v1/issuers']) {
+      expectValid(
+        path,
+        'get',
+        (await request(gateway.app).get(path).set('Authorization', ADMIN_AUTH).expect(200)).body,
+      );
+    }
+    expectValid('/ui/session', 'get', (await request(gateway.app).get('/ui/session').expect(200)).body);
+    const signedIn = await request(gateway.app).post('/ui/session').send({ password: ADMIN_PASSWORD }).expect(200);
+    expectValid('/ui/session', 'post', signedIn.body);
   });
 
   it('describes what the config, explain, lint and audit endpoints really answer', async () => {

@@ -35,11 +35,11 @@ describe('createAuthenticator', () => {
       guesses,
     );
     for (let attempt = 0; attempt < 10; attempt++) {
-      await expect(authenticate(basic(`guess-${attempt}`), '198.51.100.1')).rejects.toThrow(
+      await expect(authenticate.header(basic(`guess-${attempt}`), '198.51.100.1')).rejects.toThrow(
         'password checks are busy; try again shortly',
       );
     }
-    await expect(authenticate(basic('guess'), '198.51.100.1')).rejects.toThrow(
+    await expect(authenticate.header(basic('guess'), '198.51.100.1')).rejects.toThrow(
       'too many failed logins from this address',
     );
   });
@@ -55,9 +55,9 @@ describe('createAuthenticator', () => {
       noBearer,
       guesses,
     );
-    await authenticate(basic('wrong'), '198.51.100.2');
-    await authenticate(basic('wrong'), '198.51.100.2');
-    expect(await authenticate(basic('right'), '198.51.100.3')).toBeDefined();
+    await authenticate.header(basic('wrong'), '198.51.100.2');
+    await authenticate.header(basic('wrong'), '198.51.100.2');
+    expect(await authenticate.header(basic('right'), '198.51.100.3')).toBeDefined();
     expect(priorities).toEqual([true, false, true]);
     expect(guesses.taken('198.51.100.3')).toBe(0);
     expect(guesses.taken('198.51.100.2')).toBe(2);

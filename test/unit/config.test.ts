@@ -44,6 +44,23 @@ describe('loadConfig', () => {
     expect(Object.isFrozen(config)).toBe(true);
   });
 
+  it('takes the console single sign-on as all three UI_OIDC_* variables or none', () => {
+    expect(loadConfig({}).consoleSso).toBeUndefined();
+    const sso = { UI_OIDC_ISSUER: 'https://login.example.com', UI_OIDC_CLIENT_ID: 'gw', UI_OIDC_CLIENT_SECRET: 's3' };
+    expect(loadConfig(sso).consoleSso).toEqual({
+      issuer: 'https://login.example.com',
+      clientId: 'gw',
+      clientSecret: 's3',
+    });
+    expect(problemsOf({ UI_OIDC_ISSUER: 'https://login.example.com' })).toEqual([
+      'UI_OIDC_CLIENT_ID, UI_OIDC_CLIENT_SECRET must be set too: single sign-on needs UI_OIDC_ISSUER, ' +
+        'UI_OIDC_CLIENT_ID, UI_OIDC_CLIENT_SECRET',
+    ]);
+    expect(problemsOf({ ...sso, UI_OIDC_ISSUER: 'http://login.example.com' })).toEqual([
+      'UI_OIDC_ISSUER: issuer "http://login.example.com" must use https',
+    ]);
+  });
+
   it('derives the default issuer from PORT', () => {
     expect(loadConfig({ PORT: '9000' }).gatewayIssuer).toBe('http://localhost:9000');
   });
