@@ -175,7 +175,14 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): AppConf
     problems.push(`${noProxyName}: ${(error as Error).message}`);
   }
 
-  const consoleSso = readConsoleSso(read, problems);
+  const consoleSso = readConsoleSso(
+    {
+      issuer: read('UI_OIDC_ISSUER'),
+      clientId: read('UI_OIDC_CLIENT_ID'),
+      clientSecret: read('UI_OIDC_CLIENT_SECRET'),
+    },
+    problems,
+  );
 
   const config: AppConfig = {
     port,
@@ -218,26 +225,32 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): AppConf
   return Object.freeze(config);
 }
 
-const CONSOLE_SSO_VARIABLES = ['UI_OIDC_ISSUER', 'UI_OIDC_CLIENT_ID', 'UI_OIDC_CLIENT_SECRET'] as const;
-
 /** All three UI_OIDC_* variables or none: half a single sign-on set-up is a mistake, not a choice. */
 function readConsoleSso(
-  read: (name: string) => string | undefined,
+  settings: { [field in keyof ConsoleSsoSettings]: string | undefined },
   problems: string[],
 ): ConsoleSsoSettings | undefined {
-  const [issuer, clientId, clientSecret] = CONSOLE_SSO_VARIABLES.map(read);
-  if (issuer === undefined && clientId === undefined && clientSecret === undefined) return undefined;
-  const missing = CONSOLE_SSO_VARIABLES.filter((name) => read(name) === undefined);
+  const names: Record<keyof ConsoleSsoSettings, string> = {
+    issuer: 'UI_OIDC_ISSUER',
+    clientId: 'UI_OIDC_CLIENT_ID',
+    clientSecret: 'UI_OIDC_CLIENT_SECRET',
+  };
+  const fields = Object.keys(names) as (keyof ConsoleSsoSettings)[];
+  const missing = fields.filter((field) => settings[field] === undefined);
+  if (missing.length === fields.length) return undefined;
   if (missing.length > 0) {
-    problems.push(`${missing.join(', ')} must be set too: single sign-on needs ${CONSOLE_SSO_VARIABLES.join(', ')}`);
+    problems.push(
+      `${missing.map((field) => names[field]).join(', ')} must be set too: single sign-on needs ` +
+        `${Object.values(names).join(', ')}`,
+    );
     return undefined;
   }
-  const problem = issuerUrlProblem(issuer!);
+  const problem = issuerUrlProblem(settings.issuer!);
   if (problem) {
     problems.push(`UI_OIDC_ISSUER: ${problem}`);
     return undefined;
   }
-  return { issuer: issuer!, clientId: clientId!, clientSecret: clientSecret! };
+  return settings as ConsoleSsoSettings;
 }
 
 /** A directory that the gateway can list and read, made absolute; undefined when unset. */

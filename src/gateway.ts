@@ -181,7 +181,14 @@ function observeExchanges(audit: AuditLog, metrics: Metrics): NonNullable<Exchan
         requestId,
         configId: config?.id,
         reason: decision.reason,
-        details: { ...token, code: decision.refusal.code, step: failed?.name ?? '', ...auditedClaims(decision) },
+        details: {
+          ...token,
+          // Whether the issuer signed what `subject` says: a refused stranger's token may say anything.
+          verified: decision.steps.some((step) => step.name === 'signature' && step.ok),
+          code: decision.refusal.code,
+          step: failed?.name ?? '',
+          ...auditedClaims(decision),
+        },
       });
       return;
     }
@@ -445,6 +452,14 @@ export async function startGateway(config: AppConfig, logger: Logger, options: G
       }),
       createWindowLimiter(ADMIN_FAILURES_PER_MINUTE),
     );
+    const sessionCookies = createSessionCookies(config.gatewayIssuer);
+    if (sessionCookies.secure && config.gatewayIssuer.startsWith('http:')) {
+      logger.warn(
+        { issuer: config.gatewayIssuer },
+        'GATEWAY_ISSUER is plain http on a host other than localhost: browsers keep the console session cookie ' +
+          'only over https, so serve the gateway behind TLS at the GATEWAY_ISSUER address',
+      );
+    }
     const exchange: Exchange = (idToken, req) =>
       exchangeToken(exchangeDeps, idToken, { requestId: String(req.id), startedAt: performance.now() });
     const app = createApp({
@@ -481,7 +496,7 @@ export async function startGateway(config: AppConfig, logger: Logger, options: G
         ),
       console: {
         directory: consoleDirectory(packageRoot()),
-        cookies: createSessionCookies(config.gatewayIssuer),
+        cookies: sessionCookies,
         authenticate,
         mintAdminSession: async () => {
           const credential = await adminCredential();

@@ -1,7 +1,9 @@
 // The gateway's admin API as the console uses it: same origin, session cookie, CSRF header on writes.
 
-export type Access = 'NO_ACCESS' | 'READ_ACCESS' | 'READ_WRITE_ACCESS';
-export const ACCESS_LEVELS: readonly Access[] = ['NO_ACCESS', 'READ_ACCESS', 'READ_WRITE_ACCESS'];
+import type { AccessLevel } from '../../src/domain/resources';
+
+export { ACCESS_LEVELS, RESOURCES } from '../../src/domain/resources';
+export type Access = AccessLevel;
 
 export type Session =
   | { signedIn: false; sso: boolean }

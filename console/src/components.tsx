@@ -1,4 +1,4 @@
-import { createContext, type ComponentChildren, type JSX } from 'preact';
+import { createContext, toChildArray, type ComponentChildren, type JSX } from 'preact';
 import { useCallback, useContext, useEffect, useId, useRef, useState } from 'preact/hooks';
 import type { Explanation } from './api';
 
@@ -116,6 +116,33 @@ export function TextField({ label, value, onValue, hint, class: className, code,
   );
 }
 
+interface SelectFieldProps<T extends string> {
+  readonly label: string;
+  readonly value: T;
+  /** Each option's text is its value. */
+  readonly options: readonly T[];
+  readonly onValue: (value: T) => void;
+  /** The text of a first option whose value is empty, e.g. "any". */
+  readonly none?: string;
+}
+
+export function SelectField<T extends string>({ label, value, options, onValue, none }: SelectFieldProps<T>) {
+  return (
+    <Field label={label}>
+      {(control) => (
+        <select {...control} value={value} onChange={(event) => onValue(event.currentTarget.value as T)}>
+          {none !== undefined && <option value="">{none}</option>}
+          {options.map((option) => (
+            <option key={option} value={option}>
+              {option}
+            </option>
+          ))}
+        </select>
+      )}
+    </Field>
+  );
+}
+
 // Data ----------------------------------------------------------------------
 
 export interface Resource<T> {
@@ -160,6 +187,25 @@ export function useResource<T>(key: string | undefined, load: () => Promise<T>):
   };
 }
 
+/** A resource's error, "Loading…" until its first answer (a reload keeps the old data in view), then its data. */
+export function Loaded<T>({
+  resource,
+  loading,
+  children,
+}: {
+  resource: Resource<T>;
+  loading: string;
+  children: (data: T) => ComponentChildren;
+}) {
+  return (
+    <>
+      <ErrorAlert message={resource.error} />
+      {resource.loading && resource.data === undefined && <p>{loading}</p>}
+      {resource.data !== undefined && children(resource.data)}
+    </>
+  );
+}
+
 // Formatting ----------------------------------------------------------------
 
 /** An ISO time as `2026-01-31 12:00:00 UTC`: the same for every reader, whatever their locale. */
@@ -173,6 +219,45 @@ export function formatTime(iso: string | null | undefined): string {
 export function Time({ iso }: { iso: string | null | undefined }) {
   if (!iso) return <span class="muted">never</span>;
   return <time dateTime={iso}>{formatTime(iso)}</time>;
+}
+
+// Tables --------------------------------------------------------------------
+
+interface TableProps {
+  /** Names the table, for screen readers too. */
+  readonly caption: string;
+  /** The header row: one column header each. */
+  readonly columns: readonly string[];
+  readonly class?: string;
+  /** Shown in a row across every column when there are no rows. */
+  readonly empty?: string;
+  /** The body rows. */
+  readonly children: ComponentChildren;
+}
+
+export function Table({ caption, columns, class: className, empty, children }: TableProps) {
+  return (
+    <table class={className}>
+      <caption>{caption}</caption>
+      <thead>
+        <tr>
+          {columns.map((column) => (
+            <th key={column} scope="col">
+              {column}
+            </th>
+          ))}
+        </tr>
+      </thead>
+      <tbody>
+        {empty !== undefined && toChildArray(children).length === 0 && (
+          <tr>
+            <td colSpan={columns.length}>{empty}</td>
+          </tr>
+        )}
+        {children}
+      </tbody>
+    </table>
+  );
 }
 
 // Explain -------------------------------------------------------------------
@@ -190,77 +275,44 @@ export function ExplainResult({ result }: { result: Explanation }) {
           Config: <a href={`#/configs/${result.configId}`}>{result.configId}</a>
         </p>
       )}
-      <table>
-        <caption>Steps</caption>
-        <thead>
-          <tr>
-            <th scope="col">Step</th>
-            <th scope="col">Result</th>
-            <th scope="col">Detail</th>
+      <Table caption="Steps" columns={['Step', 'Result', 'Detail']}>
+        {result.steps.map((step, index) => (
+          <tr key={index}>
+            <th scope="row">{step.name}</th>
+            <td class={step.ok ? 'ok' : 'failed'}>{step.ok ? 'ok' : 'failed'}</td>
+            <td>{step.detail}</td>
           </tr>
-        </thead>
-        <tbody>
-          {result.steps.map((step, index) => (
-            <tr key={index}>
-              <th scope="row">{step.name}</th>
-              <td class={step.ok ? 'ok' : 'failed'}>{step.ok ? 'ok' : 'failed'}</td>
-              <td>{step.detail}</td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
+        ))}
+      </Table>
       <p>Roles: {result.roles.length > 0 ? result.roles.join(', ') : <span class="muted">none</span>}</p>
       {result.conditions.length > 0 && (
-        <table>
-          <caption>Conditions</caption>
-          <thead>
-            <tr>
-              <th scope="col">Claim</th>
-              <th scope="col">Expression</th>
-              <th scope="col">Matched</th>
-              <th scope="col">Value</th>
+        <Table caption="Conditions" columns={['Claim', 'Expression', 'Matched', 'Value']}>
+          {result.conditions.map((condition, index) => (
+            <tr key={index}>
+              <th scope="row">{condition.key}</th>
+              <td>
+                <code>{condition.valueExpression}</code>
+              </td>
+              <td class={condition.matched ? 'ok' : 'failed'}>{condition.matched ? 'yes' : 'no'}</td>
+              <td>{condition.value}</td>
             </tr>
-          </thead>
-          <tbody>
-            {result.conditions.map((condition, index) => (
-              <tr key={index}>
-                <th scope="row">{condition.key}</th>
-                <td>
-                  <code>{condition.valueExpression}</code>
-                </td>
-                <td class={condition.matched ? 'ok' : 'failed'}>{condition.matched ? 'yes' : 'no'}</td>
-                <td>{condition.value}</td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
+          ))}
+        </Table>
       )}
       {result.mappings.length > 0 && (
-        <table>
-          <caption>Mappings</caption>
-          <thead>
-            <tr>
-              <th scope="col">Claim</th>
-              <th scope="col">Expression</th>
-              <th scope="col">Role</th>
-              <th scope="col">Matched</th>
-              <th scope="col">Value</th>
+        <Table caption="Mappings" columns={['Claim', 'Expression', 'Role', 'Matched', 'Value']}>
+          {result.mappings.map((mapping, index) => (
+            <tr key={index}>
+              <th scope="row">{mapping.key}</th>
+              <td>
+                <code>{mapping.valueExpression}</code>
+              </td>
+              <td>{mapping.role}</td>
+              <td class={mapping.matched ? 'ok' : 'failed'}>{mapping.matched ? 'yes' : 'no'}</td>
+              <td>{mapping.value}</td>
             </tr>
-          </thead>
-          <tbody>
-            {result.mappings.map((mapping, index) => (
-              <tr key={index}>
-                <th scope="row">{mapping.key}</th>
-                <td>
-                  <code>{mapping.valueExpression}</code>
-                </td>
-                <td>{mapping.role}</td>
-                <td class={mapping.matched ? 'ok' : 'failed'}>{mapping.matched ? 'yes' : 'no'}</td>
-                <td>{mapping.value}</td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
+          ))}
+        </Table>
       )}
       {result.unmatchable.length > 0 && (
         <p>Claims that no expression can match (numbers without an exact text form): {result.unmatchable.join(', ')}</p>

@@ -1,41 +1,9 @@
 import { GatewayError } from '../errors.js';
 import type { Origin } from './origin.js';
 import { Problems, isJsonObject } from './problems.js';
+import { ACCESS_LEVELS, RESOURCES, type AccessLevel } from './resources.js';
 
-export const ACCESS_LEVELS = ['NO_ACCESS', 'READ_ACCESS', 'READ_WRITE_ACCESS'] as const;
-export type AccessLevel = (typeof ACCESS_LEVELS)[number];
-
-/**
- * StackRox's resources, so that roles written for Central mean the same here.
- * The gateway itself only enforces `Access` (docs/reference.md §2); downstream services
- * read the `roles` claim.
- */
-export const RESOURCES = [
-  'Access',
-  'Administration',
-  'Alert',
-  'CVE',
-  'Cluster',
-  'Compliance',
-  'Deployment',
-  'DeploymentExtension',
-  'Detection',
-  'Image',
-  'Integration',
-  'K8sRole',
-  'K8sRoleBinding',
-  'K8sSubject',
-  'Namespace',
-  'NetworkGraph',
-  'NetworkPolicy',
-  'Node',
-  'Secret',
-  'ServiceAccount',
-  'VulnerabilityManagementApprovals',
-  'VulnerabilityManagementRequests',
-  'WatchedImage',
-  'WorkflowAdministration',
-] as const;
+export { ACCESS_LEVELS, RESOURCES, type AccessLevel };
 
 export type Permissions = Readonly<Record<string, AccessLevel>>;
 

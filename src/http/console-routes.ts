@@ -56,9 +56,37 @@ const hardened: RequestHandler = (_req, res, next) => {
   next();
 };
 
-/** Where a finished sign-in goes; a failed one carries its (safe) reason for the sign-in page. */
+/** Where a finished sign-in goes. */
 const CONSOLE_HOME = '/ui/';
-const signInFailed = (message: string) => `/ui/#/sign-in?error=${encodeURIComponent(message)}`;
+
+/**
+ * Why a single sign-on failed, as a code the sign-in page turns into its own
+ * words: a link to the real page cannot make it say anything else. The details
+ * go to the log with the request id.
+ */
+export type SignInFailure = 'expired' | 'provider' | 'refused' | 'unavailable' | 'failed';
+const signInFailed = (failure: SignInFailure) => `/ui/#/sign-in?error=${failure}`;
+
+function failureOf(error: unknown): SignInFailure {
+  if (error instanceof SsoFailed) return 'provider';
+  if (!(error instanceof GatewayError) || error.code === 'INTERNAL') return 'failed';
+  return error.code === 'UNAVAILABLE' ? 'unavailable' : 'refused';
+}
+
+/**
+ * Fetch Metadata (Sec-Fetch-Site, set by browsers): a sign-in started by
+ * another site — a hidden form, an image, a script's no-cors request — is
+ * refused before it costs anything, so another site cannot spend the admin's
+ * budget of guesses or of single sign-on attempts. Clients that send no such
+ * header (curl) are not browsers and are let through.
+ */
+const fromThisSite: RequestHandler = (req, _res, next) => {
+  const site = req.get('sec-fetch-site');
+  if (site !== undefined && site !== 'same-origin' && site !== 'none') {
+    throw new GatewayError('PERMISSION_DENIED', 'a sign-in must start on this site');
+  }
+  next();
+};
 
 /** How long a single sign-on may take between start and callback. */
 const SSO_TRANSACTION_SECONDS = 600;
@@ -120,9 +148,12 @@ export function createConsoleRoutes(deps: ConsoleDeps): Router {
     csrfToken: csrfTokenOf(token),
   });
 
-  const admitSso: RequestHandler = (req, _res, next) => {
+  const takeSsoAttempt = (req: Request) => {
     const wait = deps.ssoAttempts.take(req.ip ?? '');
     if (wait > 0) throw tooManyRequests('too many single sign-on attempts from this address', wait);
+  };
+  const admitSso: RequestHandler = (req, _res, next) => {
+    takeSsoAttempt(req);
     next();
   };
 
@@ -136,15 +167,27 @@ export function createConsoleRoutes(deps: ConsoleDeps): Router {
     res.json(principal && token ? sessionBody(principal, token) : signedOut);
   });
 
-  router.post('/ui/session', ...jsonBody(ADMIN_BODY_LIMIT_BYTES), async (req: Request, res: Response) => {
-    const password: unknown = (req.body as { password?: unknown } | undefined)?.password;
-    if (typeof password !== 'string' || password === '') throw invalidArgument('password is required');
-    const principal = await deps.authenticate.password(ADMIN_USERNAME, password, req.ip ?? '');
-    if (!principal) throw new GatewayError('UNAUTHENTICATED', 'the password is wrong');
-    const { token, expiresAt } = await deps.mintAdminSession();
-    cookies.set(res, token, secondsUntil(expiresAt.getTime() / 1000));
-    res.json(sessionBody({ ...principal, expires: expiresAt }, token));
-  });
+  // application/json, unlike the types a form or a no-cors request may send, makes a cross-site request preflight.
+  const signInBody: RequestHandler = (req, _res, next) => {
+    if (!req.is('application/json')) throw invalidArgument('a sign-in is sent as application/json');
+    next();
+  };
+
+  router.post(
+    '/ui/session',
+    fromThisSite,
+    signInBody,
+    ...jsonBody(ADMIN_BODY_LIMIT_BYTES),
+    async (req: Request, res: Response) => {
+      const password: unknown = (req.body as { password?: unknown } | undefined)?.password;
+      if (typeof password !== 'string' || password === '') throw invalidArgument('password is required');
+      const principal = await deps.authenticate.password(ADMIN_USERNAME, password, req.ip ?? '');
+      if (!principal) throw new GatewayError('UNAUTHENTICATED', 'the password is wrong');
+      const { token, expiresAt } = await deps.mintAdminSession();
+      cookies.set(res, token, secondsUntil(expiresAt.getTime() / 1000));
+      res.json(sessionBody({ ...principal, expires: expiresAt }, token));
+    },
+  );
 
   router.delete('/ui/session', (req, res) => {
     const token = cookies.tokenOf(req);
@@ -156,7 +199,7 @@ export function createConsoleRoutes(deps: ConsoleDeps): Router {
     res.json(signedOut);
   });
 
-  router.get('/ui/sso/start', admitSso, async (_req, res) => {
+  router.get('/ui/sso/start', fromThisSite, admitSso, async (_req, res) => {
     if (!deps.sso) throw new GatewayError('NOT_FOUND', 'single sign-on is not set up (UI_OIDC_ISSUER)');
     try {
       const { url, transaction } = await deps.sso.start();
@@ -165,18 +208,20 @@ export function createConsoleRoutes(deps: ConsoleDeps): Router {
       res.redirect(303, url);
     } catch (error) {
       deps.logger.warn({ failure: describeFailure(error) }, 'single sign-on could not start');
-      res.redirect(303, signInFailed(error instanceof SsoFailed ? error.message : 'single sign-on could not start'));
+      res.redirect(303, signInFailed(failureOf(error)));
     }
   });
 
-  router.get('/ui/sso/callback', admitSso, async (req, res) => {
+  // The provider's redirect back is cross-site by nature; without a transaction it costs nothing and is not counted.
+  router.get('/ui/sso/callback', async (req, res) => {
     if (!deps.sso) throw new GatewayError('NOT_FOUND', 'single sign-on is not set up (UI_OIDC_ISSUER)');
     const transaction = readTransaction(cookies.transactionOf(req));
     cookies.clearTransaction(res);
     if (!transaction) {
-      res.redirect(303, signInFailed('the sign-in expired or was started in another browser; try again'));
+      res.redirect(303, signInFailed('expired'));
       return;
     }
+    takeSsoAttempt(req);
     const queryStart = req.originalUrl.indexOf('?');
     try {
       const idToken = await deps.sso.finish(queryStart < 0 ? '' : req.originalUrl.slice(queryStart), transaction);
@@ -185,13 +230,7 @@ export function createConsoleRoutes(deps: ConsoleDeps): Router {
       res.redirect(303, CONSOLE_HOME);
     } catch (error) {
       deps.logger.warn({ failure: describeFailure(error), requestId: req.id }, 'single sign-on to the console failed');
-      const reason =
-        error instanceof SsoFailed
-          ? error.message
-          : error instanceof GatewayError && error.code !== 'INTERNAL'
-            ? `the gateway refused the sign-in: ${error.message}`
-            : 'single sign-on failed';
-      res.redirect(303, signInFailed(reason));
+      res.redirect(303, signInFailed(failureOf(error)));
     }
   });
 

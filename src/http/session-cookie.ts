@@ -45,34 +45,43 @@ export const needsSecureCookies = (gatewayIssuer: string): boolean => {
   return url.protocol === 'https:' || !LOOPBACK_HOSTS.has(url.hostname);
 };
 
-/** The value of cookie `name` in a Cookie header (RFC 6265 §5.4); the first one wins. */
+/**
+ * The value of cookie `name` in a Cookie header (RFC 6265 §5.4), or undefined
+ * when it is missing or sent more than once. Names are compared exactly, with
+ * only spaces and tabs around them (§5.2): a wider trim would read a name
+ * that another host could set (e.g. U+00A0 before `__Host-`) as ours, and of
+ * two cookies of one name, one was planted by someone else.
+ */
 function cookieValue(header: string | undefined, name: string): string | undefined {
+  let value: string | undefined;
   for (const pair of (header ?? '').split(';')) {
     const equals = pair.indexOf('=');
-    if (equals > 0 && pair.slice(0, equals).trim() === name) return pair.slice(equals + 1).trim();
+    if (equals < 0 || pair.slice(0, equals).replace(/^[ \t]+|[ \t]+$/g, '') !== name) continue;
+    if (value !== undefined) return undefined;
+    value = pair.slice(equals + 1).replace(/^[ \t]+|[ \t]+$/g, '');
   }
-  return undefined;
+  return value || undefined;
 }
 
 export function createSessionCookies(gatewayIssuer: string): SessionCookies {
   const secure = needsSecureCookies(gatewayIssuer);
   // The __Host- prefix (RFC 6265bis §4.1.3.2) makes browsers refuse the cookie from anything but this host over TLS.
   const sessionName = secure ? '__Host-m2m-session' : 'm2m-session';
-  const transactionName = secure ? '__Secure-m2m-sso' : 'm2m-sso';
+  const transactionName = secure ? '__Host-m2m-sso' : 'm2m-sso';
   const flags = secure ? '; Secure' : '';
   const cookie = (name: string, value: string, attributes: string) =>
     `${name}=${value}; ${attributes}; HttpOnly${flags}`;
   return {
     secure,
-    tokenOf: (req) => cookieValue(req.get('cookie'), sessionName) || undefined,
+    tokenOf: (req) => cookieValue(req.get('cookie'), sessionName),
     set: (res, token, maxAgeSeconds) =>
       res.append('Set-Cookie', cookie(sessionName, token, `Path=/; Max-Age=${maxAgeSeconds}; SameSite=Strict`)),
     clear: (res) => res.append('Set-Cookie', cookie(sessionName, '', 'Path=/; Max-Age=0; SameSite=Strict')),
-    transactionOf: (req) => cookieValue(req.get('cookie'), transactionName) || undefined,
+    transactionOf: (req) => cookieValue(req.get('cookie'), transactionName),
     // Lax, not Strict: the identity provider's redirect back is a cross-site navigation, and must carry it.
+    // Path=/ because __Host- demands it, and the prefix is what keeps sibling hosts from planting one.
     setTransaction: (res, value, maxAgeSeconds) =>
-      res.append('Set-Cookie', cookie(transactionName, value, `Path=/ui/sso; Max-Age=${maxAgeSeconds}; SameSite=Lax`)),
-    clearTransaction: (res) =>
-      res.append('Set-Cookie', cookie(transactionName, '', 'Path=/ui/sso; Max-Age=0; SameSite=Lax')),
+      res.append('Set-Cookie', cookie(transactionName, value, `Path=/; Max-Age=${maxAgeSeconds}; SameSite=Lax`)),
+    clearTransaction: (res) => res.append('Set-Cookie', cookie(transactionName, '', 'Path=/; Max-Age=0; SameSite=Lax')),
   };
 }

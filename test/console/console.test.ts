@@ -179,8 +179,12 @@ describeInBrowser('the admin console in Chromium', () => {
     try {
       await page.goto(`${base}/ui/`);
       await page.getByRole('button', { name: 'Sign in with single sign-on' }).click();
-      await page.getByRole('alert').filter({ hasText: 'no valid role' }).waitFor();
+      await page.getByRole('alert').filter({ hasText: 'the gateway refused your identity' }).waitFor();
       expect(await context.cookies()).toEqual([]);
+      // A link cannot make the real sign-in page say what its author likes.
+      await page.goto(`${base}/ui/#/sign-in?error=${encodeURIComponent('Sign in at https://evil.example instead')}`);
+      await page.getByRole('alert').filter({ hasText: 'Single sign-on failed. Try again.' }).waitFor();
+      expect(await page.getByText('evil.example').count()).toBe(0);
     } finally {
       provider.subject = 'alice';
     }

@@ -157,9 +157,22 @@ describe('exchanges', () => {
       details: {
         code: 'UNAUTHENTICATED',
         subject: 'stranger',
+        verified: true,
         tokenSha256: createHash('sha256').update(idToken).digest('hex'),
       },
     });
+  });
+
+  it("says when a refused token's subject is the caller's word only: its signature did not verify", async () => {
+    const [header, , signature] = (await issuer.sign({ sub: 'ci-bot' })).split('.');
+    const forged = `${header}.${Buffer.from(JSON.stringify({ iss: issuer.issuer, sub: 'admin', exp: 4102444800 })).toString('base64url')}.${signature}`;
+    const response = await api().post('/v1/auth/m2m/exchange').send({ idToken: forged }).expect(401);
+    const { body } = await audit(`?configId=${configId}&outcome=refused&limit=1`).expect(200);
+    expect(body.events[0]).toMatchObject({
+      requestId: response.headers['x-request-id'],
+      details: { subject: 'admin', verified: false, step: 'signature' },
+    });
+    expect(body.events[0].details.claims).toBeUndefined();
   });
 });
 

@@ -1,7 +1,17 @@
 import { Fragment } from 'preact';
 import { useState } from 'preact/hooks';
 import { api, AUDIT_OUTCOMES, type AuditEvent, type Explanation } from '../api';
-import { ErrorAlert, ExplainResult, Field, TextField, Time, errorMessage, useResource } from '../components';
+import {
+  ErrorAlert,
+  ExplainResult,
+  Loaded,
+  SelectField,
+  Table,
+  TextField,
+  Time,
+  errorMessage,
+  useResource,
+} from '../components';
 
 interface Filters {
   readonly outcome: string;
@@ -23,10 +33,23 @@ function filterProblem(filters: Filters): string {
   return problems.join(' ');
 }
 
-const isRefusedExchange = (event: AuditEvent) => event.action === 'exchange' && event.outcome === 'refused';
+/** Only a refused exchange whose claims were kept (its token verified) can be explained after the fact. */
+const isExplainable = (event: AuditEvent) =>
+  event.action === 'exchange' && event.outcome === 'refused' && event.details.claims !== undefined;
 
-const actorOrSubject = (event: AuditEvent): string =>
-  event.actor !== '' ? event.actor : typeof event.details.subject === 'string' ? event.details.subject : '';
+/** A refused token's subject is the caller's word until its signature verified; it is shown as such. */
+function ActorOrSubject({ event }: { event: AuditEvent }) {
+  if (event.actor !== '') return <>{event.actor}</>;
+  const { subject, verified } = event.details;
+  if (typeof subject !== 'string') return null;
+  return verified === false ? (
+    <>
+      {subject} <span class="muted">(unverified)</span>
+    </>
+  ) : (
+    <>{subject}</>
+  );
+}
 
 interface Explained {
   readonly eventId: string;
@@ -68,7 +91,6 @@ export function Audit() {
     }
   }
 
-  const events = page.data?.events ?? [];
   return (
     <>
       <h1>Audit log</h1>
@@ -77,25 +99,13 @@ export function Audit() {
         verified can be explained step by step.
       </p>
       <form class="filters" onSubmit={apply}>
-        <Field label="Outcome">
-          {(control) => (
-            <select
-              {...control}
-              value={form.outcome}
-              onChange={(event) => {
-                const outcome = event.currentTarget.value;
-                setForm((old) => ({ ...old, outcome }));
-              }}
-            >
-              <option value="">any</option>
-              {AUDIT_OUTCOMES.map((outcome) => (
-                <option key={outcome} value={outcome}>
-                  {outcome}
-                </option>
-              ))}
-            </select>
-          )}
-        </Field>
+        <SelectField
+          label="Outcome"
+          none="any"
+          options={AUDIT_OUTCOMES}
+          value={form.outcome}
+          onValue={(outcome) => setForm((old) => ({ ...old, outcome }))}
+        />
         <TextField
           label="Config id"
           code
@@ -116,28 +126,15 @@ export function Audit() {
         </div>
       </form>
       <ErrorAlert message={filterError} />
-      <ErrorAlert message={page.error} />
-      {page.loading && page.data === undefined && <p>Loading events…</p>}
-      {page.data && (
-        <table class="audit">
-          <caption>Audit events</caption>
-          <thead>
-            <tr>
-              <th scope="col">Time</th>
-              <th scope="col">Action</th>
-              <th scope="col">Outcome</th>
-              <th scope="col">Config</th>
-              <th scope="col">Actor/Subject</th>
-              <th scope="col">Reason</th>
-            </tr>
-          </thead>
-          <tbody>
-            {events.length === 0 && (
-              <tr>
-                <td colSpan={6}>No events match.</td>
-              </tr>
-            )}
-            {events.map((event) => {
+      <Loaded resource={page} loading="Loading events…">
+        {(data) => (
+          <Table
+            caption="Audit events"
+            class="audit"
+            columns={['Time', 'Action', 'Outcome', 'Config', 'Actor/Subject', 'Reason']}
+            empty="No events match."
+          >
+            {data.events.map((event) => {
               const open = explained?.eventId === event.id;
               return (
                 <Fragment key={event.id}>
@@ -150,10 +147,12 @@ export function Audit() {
                     <td>
                       <code class="id">{event.configId}</code>
                     </td>
-                    <td class="wrap">{actorOrSubject(event)}</td>
+                    <td class="wrap">
+                      <ActorOrSubject event={event} />
+                    </td>
                     <td class="wrap">
                       {event.reason}
-                      {isRefusedExchange(event) && (
+                      {isExplainable(event) && (
                         <button
                           type="button"
                           class="small"
@@ -181,9 +180,9 @@ export function Audit() {
                 </Fragment>
               );
             })}
-          </tbody>
-        </table>
-      )}
+          </Table>
+        )}
+      </Loaded>
       <div class="actions">
         {pageToken !== '' && (
           <button type="button" onClick={() => setPageToken('')}>

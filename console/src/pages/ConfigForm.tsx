@@ -1,3 +1,4 @@
+import type { ComponentChildren } from 'preact';
 import { useEffect, useLayoutEffect, useMemo, useState } from 'preact/hooks';
 import {
   api,
@@ -8,7 +9,7 @@ import {
   type ConfigType,
   type LintResult,
 } from '../api';
-import { ErrorAlert, Field, TextField, errorMessage, useAnnounce, useResource } from '../components';
+import { ErrorAlert, SelectField, TextField, errorMessage, useAnnounce, useResource } from '../components';
 import { navigate } from '../route';
 import { canWrite, useSession } from '../session';
 
@@ -116,6 +117,114 @@ const replaceAt = <T,>(items: readonly T[], index: number, patch: Partial<T>): T
   items.map((item, i) => (i === index ? { ...item, ...patch } : item));
 
 const withoutIndex = <T,>(items: readonly T[], index: number): T[] => items.filter((_, i) => i !== index);
+
+/**
+ * One list of rows (conditions, mappings or tests): numbered labels, a remove
+ * button per row and an add button, with focus moved to the new row or back
+ * to the add button. `update` edits the rows as they are when it runs.
+ */
+function RowList<Row extends { readonly uid: number }>(props: {
+  readonly noun: 'condition' | 'mapping' | 'test';
+  readonly rows: readonly Row[];
+  readonly empty: string;
+  readonly newRow: () => Row;
+  readonly update: (edit: (rows: readonly Row[]) => Row[]) => void;
+  readonly focus: (selector: string) => void;
+  readonly children: (
+    row: Row,
+    label: (part: string) => string,
+    set: (patch: Partial<Row>) => void,
+  ) => ComponentChildren;
+}) {
+  const { noun, rows, update, focus } = props;
+  const Noun = `${noun[0]!.toUpperCase()}${noun.slice(1)}`;
+  return (
+    <>
+      {rows.length === 0 ? (
+        <p class="muted">{props.empty}</p>
+      ) : (
+        <ol class="rows">
+          {rows.map((row, index) => (
+            <li key={row.uid} id={`${noun}-${row.uid}`} class="row">
+              {props.children(
+                row,
+                (part) => `${Noun} ${index + 1} ${part}`,
+                (patch) => update((current) => replaceAt(current, index, patch)),
+              )}
+              <button
+                type="button"
+                class="remove"
+                onClick={() => {
+                  update((current) => withoutIndex(current, index));
+                  focus(`#add-${noun}`);
+                }}
+              >
+                Remove {noun} {index + 1}
+              </button>
+            </li>
+          ))}
+        </ol>
+      )}
+      <div class="actions">
+        <button
+          type="button"
+          id={`add-${noun}`}
+          onClick={() => {
+            const row = props.newRow();
+            update((current) => [...current, row]);
+            focus(`#${noun}-${row.uid} input`);
+          }}
+        >
+          Add {noun}
+        </button>
+      </div>
+    </>
+  );
+}
+
+/** The claim and the expression its whole value must match, of a condition or a mapping. */
+function ClaimMatch(props: {
+  readonly row: Omit<ConditionRow, 'uid'>;
+  readonly label: (part: string) => string;
+  readonly set: (patch: Partial<Omit<ConditionRow, 'uid'>>) => void;
+}) {
+  const { row, label, set } = props;
+  return (
+    <>
+      <TextField label={label('claim')} code value={row.key} onValue={(key) => set({ key })} />
+      <TextField
+        label={label('value')}
+        code
+        value={row.valueExpression}
+        onValue={(valueExpression) => set({ valueExpression })}
+      />
+    </>
+  );
+}
+
+/** What checking the config found (problems or warnings), or None. */
+function Checks(props: {
+  readonly title: string;
+  readonly items: ComponentChildren[];
+  readonly children?: ComponentChildren;
+}) {
+  const headingId = `${props.title.toLowerCase()}-heading`;
+  return (
+    <section class="checks" aria-labelledby={headingId}>
+      <h2 id={headingId}>{props.title}</h2>
+      {props.children}
+      {props.items.length === 0 ? (
+        <p>None</p>
+      ) : (
+        <ul>
+          {props.items.map((item, index) => (
+            <li key={index}>{item}</li>
+          ))}
+        </ul>
+      )}
+    </section>
+  );
+}
 
 const ISSUER_HINTS: Record<ConfigType, string> = {
   GENERIC: "The https URL in the tokens' iss claim, exactly: a trailing slash makes another issuer.",
@@ -247,12 +356,6 @@ function ConfigEditor({ id, title }: { id: string | undefined; title: string }) 
 
   const setField = (field: 'issuer' | 'audience' | 'tokenExpirationDuration' | 'maxTokenAge') => (value: string) =>
     change(() => ({ [field]: value }));
-  const setCondition = (index: number, patch: Partial<ConditionRow>) =>
-    change((old) => ({ conditions: replaceAt(old.conditions, index, patch) }));
-  const setMapping = (index: number, patch: Partial<MappingRow>) =>
-    change((old) => ({ mappings: replaceAt(old.mappings, index, patch) }));
-  const setTest = (index: number, patch: Partial<TestRow>) =>
-    change((old) => ({ tests: replaceAt(old.tests, index, patch) }));
 
   return (
     <>
@@ -276,27 +379,17 @@ function ConfigEditor({ id, title }: { id: string | undefined; title: string }) 
           <legend class="visually-hidden">Config</legend>
           <section class="stack">
             <h2>Trust</h2>
-            <Field label="Type">
-              {(control) => (
-                <select
-                  {...control}
-                  value={model.type}
-                  onChange={(event) => {
-                    const type = event.currentTarget.value as ConfigType;
-                    change((old) => ({
-                      type,
-                      issuer: type === 'GITHUB_ACTIONS' && old.issuer === '' ? GITHUB_ACTIONS_ISSUER : old.issuer,
-                    }));
-                  }}
-                >
-                  {CONFIG_TYPES.map((type) => (
-                    <option key={type} value={type}>
-                      {type}
-                    </option>
-                  ))}
-                </select>
-              )}
-            </Field>
+            <SelectField
+              label="Type"
+              options={CONFIG_TYPES}
+              value={model.type}
+              onValue={(type) =>
+                change((old) => ({
+                  type,
+                  issuer: type === 'GITHUB_ACTIONS' && old.issuer === '' ? GITHUB_ACTIONS_ISSUER : old.issuer,
+                }))
+              }
+            />
             <TextField
               label="Issuer"
               hint={ISSUER_HINTS[model.type]}
@@ -353,51 +446,16 @@ function ConfigEditor({ id, title }: { id: string | undefined; title: string }) 
               Every condition must match the whole value of its claim before any mapping is evaluated, e.g.
               repository_owner_id = 12345678.
             </p>
-            {model.conditions.length === 0 ? (
-              <p class="muted">No conditions.</p>
-            ) : (
-              <ol class="rows">
-                {model.conditions.map((row, index) => (
-                  <li key={row.uid} id={`condition-${row.uid}`} class="row">
-                    <TextField
-                      label={`Condition ${index + 1} claim`}
-                      code
-                      value={row.key}
-                      onValue={(key) => setCondition(index, { key })}
-                    />
-                    <TextField
-                      label={`Condition ${index + 1} value`}
-                      code
-                      value={row.valueExpression}
-                      onValue={(valueExpression) => setCondition(index, { valueExpression })}
-                    />
-                    <button
-                      type="button"
-                      class="remove"
-                      onClick={() => {
-                        change((old) => ({ conditions: withoutIndex(old.conditions, index) }));
-                        setFocusTarget('#add-condition');
-                      }}
-                    >
-                      Remove condition {index + 1}
-                    </button>
-                  </li>
-                ))}
-              </ol>
-            )}
-            <div class="actions">
-              <button
-                type="button"
-                id="add-condition"
-                onClick={() => {
-                  const row = { uid: uid(), key: '', valueExpression: '' };
-                  change((old) => ({ conditions: [...old.conditions, row] }));
-                  setFocusTarget(`#condition-${row.uid} input`);
-                }}
-              >
-                Add condition
-              </button>
-            </div>
+            <RowList
+              noun="condition"
+              rows={model.conditions}
+              empty="No conditions."
+              newRow={() => ({ uid: uid(), key: '', valueExpression: '' })}
+              update={(edit) => change((old) => ({ conditions: edit(old.conditions) }))}
+              focus={setFocusTarget}
+            >
+              {(row, label, set) => <ClaimMatch row={row} label={label} set={set} />}
+            </RowList>
           </section>
 
           <section class="stack">
@@ -407,72 +465,31 @@ function ConfigEditor({ id, title }: { id: string | undefined; title: string }) 
               over all matching mappings.
             </p>
             <ErrorAlert message={roles.error} />
-            {model.mappings.length === 0 ? (
-              <p class="muted">No mappings: at least one is required.</p>
-            ) : (
-              <ol class="rows">
-                {model.mappings.map((row, index) => {
-                  // A stored role that no longer exists stays visible, so that the problem it causes is clear.
-                  const choices =
-                    row.role === '' || roleNames.includes(row.role) ? roleNames : [row.role, ...roleNames];
-                  return (
-                    <li key={row.uid} id={`mapping-${row.uid}`} class="row">
-                      <TextField
-                        label={`Mapping ${index + 1} claim`}
-                        code
-                        value={row.key}
-                        onValue={(key) => setMapping(index, { key })}
-                      />
-                      <TextField
-                        label={`Mapping ${index + 1} value`}
-                        code
-                        value={row.valueExpression}
-                        onValue={(valueExpression) => setMapping(index, { valueExpression })}
-                      />
-                      <Field label={`Mapping ${index + 1} role`}>
-                        {(control) => (
-                          <select
-                            {...control}
-                            value={row.role}
-                            onChange={(event) => setMapping(index, { role: event.currentTarget.value })}
-                          >
-                            <option value="">Choose a role</option>
-                            {choices.map((name) => (
-                              <option key={name} value={name}>
-                                {name}
-                              </option>
-                            ))}
-                          </select>
-                        )}
-                      </Field>
-                      <button
-                        type="button"
-                        class="remove"
-                        onClick={() => {
-                          change((old) => ({ mappings: withoutIndex(old.mappings, index) }));
-                          setFocusTarget('#add-mapping');
-                        }}
-                      >
-                        Remove mapping {index + 1}
-                      </button>
-                    </li>
-                  );
-                })}
-              </ol>
-            )}
-            <div class="actions">
-              <button
-                type="button"
-                id="add-mapping"
-                onClick={() => {
-                  const row = { uid: uid(), key: '', valueExpression: '', role: '' };
-                  change((old) => ({ mappings: [...old.mappings, row] }));
-                  setFocusTarget(`#mapping-${row.uid} input`);
-                }}
-              >
-                Add mapping
-              </button>
-            </div>
+            <RowList
+              noun="mapping"
+              rows={model.mappings}
+              empty="No mappings: at least one is required."
+              newRow={() => ({ uid: uid(), key: '', valueExpression: '', role: '' })}
+              update={(edit) => change((old) => ({ mappings: edit(old.mappings) }))}
+              focus={setFocusTarget}
+            >
+              {(row, label, set) => {
+                // A stored role that no longer exists stays visible, so that the problem it causes is clear.
+                const choices = row.role === '' || roleNames.includes(row.role) ? roleNames : [row.role, ...roleNames];
+                return (
+                  <>
+                    <ClaimMatch row={row} label={label} set={set} />
+                    <SelectField
+                      label={label('role')}
+                      none="Choose a role"
+                      options={choices}
+                      value={row.role}
+                      onValue={(role) => set({ role })}
+                    />
+                  </>
+                );
+              }}
+            </RowList>
           </section>
 
           <section class="stack">
@@ -482,87 +499,43 @@ function ConfigEditor({ id, title }: { id: string | undefined; title: string }) 
               a list of values; roles are comma-separated role names, and empty means the claims must be refused. Saving
               refuses a change that makes any test resolve differently.
             </p>
-            {model.tests.length === 0 ? (
-              <p class="muted">No tests.</p>
-            ) : (
-              <ol class="rows">
-                {model.tests.map((row, index) => (
-                  <li key={row.uid} id={`test-${row.uid}`} class="row">
-                    <TextField
-                      label={`Test ${index + 1} name`}
-                      value={row.name}
-                      onValue={(name) => setTest(index, { name })}
-                    />
-                    <TextField
-                      label={`Test ${index + 1} claims (JSON)`}
-                      class="wide"
-                      code
-                      rows={4}
-                      value={row.claims}
-                      onValue={(claims) => setTest(index, { claims })}
-                    />
-                    <TextField
-                      label={`Test ${index + 1} roles`}
-                      value={row.roles}
-                      onValue={(roles) => setTest(index, { roles })}
-                    />
-                    <button
-                      type="button"
-                      class="remove"
-                      onClick={() => {
-                        change((old) => ({ tests: withoutIndex(old.tests, index) }));
-                        setFocusTarget('#add-test');
-                      }}
-                    >
-                      Remove test {index + 1}
-                    </button>
-                  </li>
-                ))}
-              </ol>
-            )}
-            <div class="actions">
-              <button
-                type="button"
-                id="add-test"
-                onClick={() => {
-                  const row = { uid: uid(), name: '', claims: '{}', roles: '' };
-                  change((old) => ({ tests: [...old.tests, row] }));
-                  setFocusTarget(`#test-${row.uid} input`);
-                }}
-              >
-                Add test
-              </button>
-            </div>
+            <RowList
+              noun="test"
+              rows={model.tests}
+              empty="No tests."
+              newRow={() => ({ uid: uid(), name: '', claims: '{}', roles: '' })}
+              update={(edit) => change((old) => ({ tests: edit(old.tests) }))}
+              focus={setFocusTarget}
+            >
+              {(row, label, set) => (
+                <>
+                  <TextField label={label('name')} value={row.name} onValue={(name) => set({ name })} />
+                  <TextField
+                    label={label('claims (JSON)')}
+                    class="wide"
+                    code
+                    rows={4}
+                    value={row.claims}
+                    onValue={(claims) => set({ claims })}
+                  />
+                  <TextField label={label('roles')} value={row.roles} onValue={(roles) => set({ roles })} />
+                </>
+              )}
+            </RowList>
           </section>
         </fieldset>
 
-        <section class="checks" aria-labelledby="problems-heading">
-          <h2 id="problems-heading">Problems</h2>
+        <Checks title="Problems" items={problems}>
           <ErrorAlert message={lintError} />
-          {problems.length === 0 ? (
-            <p>None</p>
-          ) : (
-            <ul>
-              {problems.map((problem, index) => (
-                <li key={index}>{problem}</li>
-              ))}
-            </ul>
-          )}
-        </section>
-        <section class="checks" aria-labelledby="warnings-heading">
-          <h2 id="warnings-heading">Warnings</h2>
-          {lint.warnings.length === 0 ? (
-            <p>None</p>
-          ) : (
-            <ul>
-              {lint.warnings.map((warning, index) => (
-                <li key={index}>
-                  <code>{warning.field}</code>: {warning.message}
-                </li>
-              ))}
-            </ul>
-          )}
-        </section>
+        </Checks>
+        <Checks
+          title="Warnings"
+          items={lint.warnings.map((warning) => (
+            <>
+              <code>{warning.field}</code>: {warning.message}
+            </>
+          ))}
+        />
 
         <ErrorAlert message={saveError} />
         <div class="actions">

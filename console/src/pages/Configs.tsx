@@ -1,5 +1,5 @@
 import { api } from '../api';
-import { ErrorAlert, useResource } from '../components';
+import { Loaded, Table, useResource } from '../components';
 import { canWrite, useSession } from '../session';
 
 export function Configs() {
@@ -20,27 +20,14 @@ export function Configs() {
         Each config trusts one issuer (and audience) and maps the claims of its ID tokens to roles. Select an issuer to
         see or edit its config.
       </p>
-      <ErrorAlert message={configs.error} />
-      {configs.loading && configs.data === undefined && <p>Loading configs…</p>}
-      {configs.data && (
-        <table>
-          <caption>Configs</caption>
-          <thead>
-            <tr>
-              <th scope="col">Issuer</th>
-              <th scope="col">Type</th>
-              <th scope="col">Audience</th>
-              <th scope="col">Origin</th>
-              <th scope="col">Lifetime</th>
-            </tr>
-          </thead>
-          <tbody>
-            {configs.data.configs.length === 0 && (
-              <tr>
-                <td colSpan={5}>No configs yet.</td>
-              </tr>
-            )}
-            {configs.data.configs.map((config) => (
+      <Loaded resource={configs} loading="Loading configs…">
+        {(data) => (
+          <Table
+            caption="Configs"
+            columns={['Issuer', 'Type', 'Audience', 'Origin', 'Lifetime']}
+            empty="No configs yet."
+          >
+            {data.configs.map((config) => (
               <tr key={config.id}>
                 <th scope="row">
                   <a href={`#/configs/${config.id}`}>{config.issuer}</a>
@@ -51,9 +38,9 @@ export function Configs() {
                 <td>{config.tokenExpirationDuration}</td>
               </tr>
             ))}
-          </tbody>
-        </table>
-      )}
+          </Table>
+        )}
+      </Loaded>
     </>
   );
 }

@@ -4,6 +4,30 @@ import { ErrorAlert, ExplainResult, Field, TextField, errorMessage, useAnnounce,
 
 type Input = 'token' | 'claims';
 
+/** One choice of a radio group: its id is the group's name and the value, e.g. input-token. */
+function Radio<T extends string>(props: {
+  name: string;
+  value: T;
+  label: string;
+  checked: boolean;
+  onCheck: (value: T) => void;
+}) {
+  const id = `${props.name}-${props.value}`;
+  return (
+    <div class="radio">
+      <input
+        id={id}
+        type="radio"
+        name={props.name}
+        value={props.value}
+        checked={props.checked}
+        onChange={() => props.onCheck(props.value)}
+      />
+      <label for={id}>{props.label}</label>
+    </div>
+  );
+}
+
 /** The request for the chosen input, or why there is none yet. */
 function explainRequest(input: Input, idToken: string, claimsText: string, configId: string): ExplainRequest | string {
   if (input === 'token') {
@@ -66,28 +90,8 @@ export function Explain() {
       <form class="stack" onSubmit={submit}>
         <fieldset class="choice">
           <legend>Input</legend>
-          <div class="radio">
-            <input
-              id="input-token"
-              type="radio"
-              name="input"
-              value="token"
-              checked={input === 'token'}
-              onChange={() => setInput('token')}
-            />
-            <label for="input-token">ID token</label>
-          </div>
-          <div class="radio">
-            <input
-              id="input-claims"
-              type="radio"
-              name="input"
-              value="claims"
-              checked={input === 'claims'}
-              onChange={() => setInput('claims')}
-            />
-            <label for="input-claims">Claims</label>
-          </div>
+          <Radio name="input" value="token" label="ID token" checked={input === 'token'} onCheck={setInput} />
+          <Radio name="input" value="claims" label="Claims" checked={input === 'claims'} onCheck={setInput} />
         </fieldset>
         {input === 'token' ? (
           <TextField

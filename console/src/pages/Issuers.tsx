@@ -1,5 +1,5 @@
 import { api, type IssuerHealth } from '../api';
-import { ErrorAlert, Time, useResource } from '../components';
+import { Loaded, Table, Time, useResource } from '../components';
 
 /** One fetch (discovery or JWKS): whether it worked, and when. */
 function FetchState({ fetch }: { fetch: IssuerHealth['discovery'] }) {
@@ -26,28 +26,14 @@ export function Issuers() {
         The issuers that configs trust, and how the gateway last fetched their discovery document and signing keys. Keys
         already fetched keep working while an issuer is down.
       </p>
-      <ErrorAlert message={issuers.error} />
-      {issuers.loading && issuers.data === undefined && <p>Loading issuers…</p>}
-      {issuers.data && (
-        <table>
-          <caption>Issuers</caption>
-          <thead>
-            <tr>
-              <th scope="col">Issuer</th>
-              <th scope="col">Configs</th>
-              <th scope="col">Discovery</th>
-              <th scope="col">JWKS</th>
-              <th scope="col">Key ids</th>
-              <th scope="col">Last failure</th>
-            </tr>
-          </thead>
-          <tbody>
-            {issuers.data.issuers.length === 0 && (
-              <tr>
-                <td colSpan={6}>No issuers: no config trusts one yet.</td>
-              </tr>
-            )}
-            {issuers.data.issuers.map((issuer) => (
+      <Loaded resource={issuers} loading="Loading issuers…">
+        {(data) => (
+          <Table
+            caption="Issuers"
+            columns={['Issuer', 'Configs', 'Discovery', 'JWKS', 'Key ids', 'Last failure']}
+            empty="No issuers: no config trusts one yet."
+          >
+            {data.issuers.map((issuer) => (
               <tr key={issuer.issuer}>
                 <th scope="row" class="wrap">
                   {issuer.issuer}
@@ -93,9 +79,9 @@ export function Issuers() {
                 </td>
               </tr>
             ))}
-          </tbody>
-        </table>
-      )}
+          </Table>
+        )}
+      </Loaded>
     </>
   );
 }

@@ -1,6 +1,6 @@
 import { useState } from 'preact/hooks';
 import { api } from '../api';
-import { ErrorAlert, Time, errorMessage, useAnnounce, useResource } from '../components';
+import { ErrorAlert, Loaded, Table, Time, errorMessage, useAnnounce, useResource } from '../components';
 import { canWrite, useSession } from '../session';
 
 export function Keys() {
@@ -40,26 +40,14 @@ export function Keys() {
         </div>
       )}
       <ErrorAlert message={error} />
-      <ErrorAlert message={keys.error} />
-      {keys.loading && keys.data === undefined && <p>Loading keys…</p>}
-      {keys.data && (
-        <table>
-          <caption>Signing keys</caption>
-          <thead>
-            <tr>
-              <th scope="col">Key id</th>
-              <th scope="col">Algorithm</th>
-              <th scope="col">Created</th>
-              <th scope="col">Status</th>
-            </tr>
-          </thead>
-          <tbody>
-            {keys.data.keys.length === 0 && (
-              <tr>
-                <td colSpan={4}>No signing keys yet: the first is made when the gateway starts.</td>
-              </tr>
-            )}
-            {keys.data.keys.map((key) => (
+      <Loaded resource={keys} loading="Loading keys…">
+        {(data) => (
+          <Table
+            caption="Signing keys"
+            columns={['Key id', 'Algorithm', 'Created', 'Status']}
+            empty="No signing keys yet: the first is made when the gateway starts."
+          >
+            {data.keys.map((key) => (
               <tr key={key.kid}>
                 <th scope="row">
                   <code class="id">{key.kid}</code>
@@ -71,9 +59,9 @@ export function Keys() {
                 <td class={key.active ? 'ok' : undefined}>{key.active ? 'active' : 'verifying only'}</td>
               </tr>
             ))}
-          </tbody>
-        </table>
-      )}
+          </Table>
+        )}
+      </Loaded>
     </>
   );
 }

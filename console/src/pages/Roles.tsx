@@ -1,37 +1,23 @@
 import { useState } from 'preact/hooks';
-import { ACCESS_LEVELS, api, type Access, type Role } from '../api';
-import { ErrorAlert, Field, TextField, errorMessage, focusHeading, useAnnounce, useResource } from '../components';
+import { ACCESS_LEVELS, RESOURCES, api, type Access, type Role } from '../api';
+import {
+  ErrorAlert,
+  Loaded,
+  SelectField,
+  Table,
+  TextField,
+  errorMessage,
+  focusHeading,
+  useAnnounce,
+  useResource,
+} from '../components';
 import { canWrite, useSession } from '../session';
 
 /** Present on first start; the gateway refuses to change or delete them. */
 const BUILT_IN_ROLES = new Set(['Admin', 'Analyst', 'Continuous Integration', 'None']);
 
-/** StackRox's resources. The gateway itself enforces only Access; downstream services read the roles. */
-const OTHER_RESOURCES = [
-  'Administration',
-  'Alert',
-  'CVE',
-  'Cluster',
-  'Compliance',
-  'Deployment',
-  'DeploymentExtension',
-  'Detection',
-  'Image',
-  'Integration',
-  'K8sRole',
-  'K8sRoleBinding',
-  'K8sSubject',
-  'Namespace',
-  'NetworkGraph',
-  'NetworkPolicy',
-  'Node',
-  'Secret',
-  'ServiceAccount',
-  'VulnerabilityManagementApprovals',
-  'VulnerabilityManagementRequests',
-  'WatchedImage',
-  'WorkflowAdministration',
-];
+/** The resources besides Access: the gateway enforces only Access; downstream services read the roles. */
+const OTHER_RESOURCES = RESOURCES.filter((resource) => resource !== 'Access');
 
 function Permissions({ permissions }: { permissions: Role['permissions'] }) {
   const granted = ACCESS_LEVELS.filter((level) => level !== 'NO_ACCESS')
@@ -53,21 +39,7 @@ function Permissions({ permissions }: { permissions: Role['permissions'] }) {
   );
 }
 
-function AccessSelect({ label, value, onChange }: { label: string; value: Access; onChange: (level: Access) => void }) {
-  return (
-    <Field label={label}>
-      {(control) => (
-        <select {...control} value={value} onChange={(event) => onChange(event.currentTarget.value as Access)}>
-          {ACCESS_LEVELS.map((level) => (
-            <option key={level} value={level}>
-              {level}
-            </option>
-          ))}
-        </select>
-      )}
-    </Field>
-  );
-}
+const ROLE_COLUMNS = ['Name', 'Description', 'Permissions'];
 
 const NEW_ROLE = { name: '', description: '', permissions: { Access: 'NO_ACCESS' } as Record<string, Access> };
 
@@ -134,21 +106,10 @@ export function Roles() {
         Mappings grant roles. The gateway enforces the Access resource on its own admin API; downstream services read
         the roles claim of the tokens it mints. Built-in roles cannot be changed or deleted.
       </p>
-      <ErrorAlert message={roles.error} />
-      {roles.loading && roles.data === undefined && <p>Loading roles…</p>}
-      {roles.data && (
-        <table>
-          <caption>Roles</caption>
-          <thead>
-            <tr>
-              <th scope="col">Name</th>
-              <th scope="col">Description</th>
-              <th scope="col">Permissions</th>
-              {writable && <th scope="col">Actions</th>}
-            </tr>
-          </thead>
-          <tbody>
-            {roles.data.roles.map((role) => (
+      <Loaded resource={roles} loading="Loading roles…">
+        {(data) => (
+          <Table caption="Roles" columns={writable ? [...ROLE_COLUMNS, 'Actions'] : ROLE_COLUMNS}>
+            {data.roles.map((role) => (
               <tr key={role.name}>
                 <th scope="row">{role.name}</th>
                 <td>{role.description}</td>
@@ -174,9 +135,9 @@ export function Roles() {
                 )}
               </tr>
             ))}
-          </tbody>
-        </table>
-      )}
+          </Table>
+        )}
+      </Loaded>
       {writable && (
         <section aria-labelledby="new-role-heading">
           <h2 id="new-role-heading">New role</h2>
@@ -187,20 +148,22 @@ export function Roles() {
               value={form.description}
               onValue={(description) => setForm((old) => ({ ...old, description }))}
             />
-            <AccessSelect
+            <SelectField
               label="Access"
+              options={ACCESS_LEVELS}
               value={form.permissions.Access ?? 'NO_ACCESS'}
-              onChange={(level) => setLevel('Access', level)}
+              onValue={(level) => setLevel('Access', level)}
             />
             <details>
               <summary>Other resources (read by downstream services)</summary>
               <div class="resource-grid">
                 {OTHER_RESOURCES.map((resource) => (
-                  <AccessSelect
+                  <SelectField
                     key={resource}
                     label={resource}
+                    options={ACCESS_LEVELS}
                     value={form.permissions[resource] ?? 'NO_ACCESS'}
-                    onChange={(level) => setLevel(resource, level)}
+                    onValue={(level) => setLevel(resource, level)}
                   />
                 ))}
               </div>

@@ -3,6 +3,20 @@ import { api } from '../api';
 import { ErrorAlert, Field, errorMessage, useAnnounce } from '../components';
 import { useSession } from '../session';
 
+/**
+ * What the gateway's single sign-on failure codes mean. Only these words are
+ * shown: a link to this page with any other `error` cannot make the real
+ * sign-in page say what its author likes.
+ */
+const SSO_FAILURES: Readonly<Record<string, string>> = {
+  expired: 'Single sign-on expired or was started in another browser. Try again.',
+  provider: 'Your identity provider did not sign you in.',
+  refused:
+    'Single sign-on worked, but the gateway refused your identity: no config for the identity provider gives it a role. An administrator can see why in the audit log.',
+  unavailable: 'The gateway could not reach the identity provider. Try again later.',
+  failed: 'Single sign-on failed. Try again.',
+};
+
 export function SignIn({ ssoError }: { ssoError: string }) {
   const { session, setSession } = useSession();
   const announce = useAnnounce();
@@ -31,7 +45,7 @@ export function SignIn({ ssoError }: { ssoError: string }) {
   return (
     <>
       <h1>Sign in</h1>
-      <ErrorAlert message={ssoError} />
+      <ErrorAlert message={ssoError === '' ? '' : (SSO_FAILURES[ssoError] ?? SSO_FAILURES.failed!)} />
       <form class="stack narrow" onSubmit={submit}>
         <Field label="Password" hint="The gateway's admin password.">
           {(control) => (
