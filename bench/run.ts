@@ -1,7 +1,7 @@
 /**
- * `npm run bench`: the gateway against the floor (bench/floor-server.ts), both
- * in their own processes, driven by autocannon from this one with the same
- * pool of distinct ID tokens. See docs/performance.md.
+ * `npm run bench`: the gateway against two floors (bench/floor-server.ts: jose,
+ * and node:crypto), each in its own process, driven by autocannon from this one
+ * with the same pool of distinct RS256 ID tokens. See docs/performance.md.
  *
  * Options: --duration <s> (10), --connections <n> (32), --replicas 2 (also
  * measure two gateway processes on one database), --quick (skip the 100 000
@@ -197,8 +197,12 @@ async function compare(servers: readonly Target[]): Promise<Result[]> {
 }
 
 const ms = (value: number) => `${value.toFixed(1)} ms`;
-const row = (name: string, r: Result, floor?: Result) =>
-  `| ${name} | ${r.rps.toFixed(0)} | ${ms(r.p50)} | ${ms(r.p99)} | ${r.errors} | ${r.cpuMsPerRequest?.toFixed(3) ?? '—'} ms | ${floor ? `${((100 * r.rps) / floor.rps).toFixed(1)} % rps, p99 ×${(r.p99 / floor.p99).toFixed(2)}` : '—'} |`;
+const ratio = (r: Result, floor: Result | undefined) =>
+  floor ? `${(r.rps / floor.rps).toFixed(2)}× rps, p99 ×${(r.p99 / floor.p99).toFixed(2)}` : '—';
+const row = (name: string, r: Result, floor?: Result, nodeFloor?: Result) =>
+  `| ${name} | ${r.rps.toFixed(0)} | ${ms(r.p50)} | ${ms(r.p99)} | ${r.errors} | ${r.cpuMsPerRequest?.toFixed(3) ?? '—'} ms | ${ratio(r, floor)} | ${ratio(r, nodeFloor)} |`;
+const JOSE_FLOOR = 'floor: Express, jose verify + sign';
+const NODE_FLOOR = 'floor: node:http, node:crypto verify + sign';
 
 async function metric(url: string, name: string): Promise<number> {
   const text = await (await fetch(`${url}/metrics`)).text();
@@ -227,7 +231,8 @@ async function main(): Promise<void> {
   const children: ChildProcess[] = [];
   const database = await startEmbeddedPostgres(dataDir, pino({ level: 'silent' }));
   const ca = await createTestCa();
-  const issuer = await startFakeIssuer(ca, { algs: ['ES256'] });
+  // RS256, as most issuers sign (GitHub Actions, Kubernetes).
+  const issuer = await startFakeIssuer(ca, { algs: ['RS256'] });
   try {
     say(`machine: ${os.cpus().length} × ${os.cpus()[0]?.model}, node ${process.version}`);
     const exp = Math.floor(Date.now() / 1000) + 3600;
@@ -244,22 +249,27 @@ async function main(): Promise<void> {
       ),
     );
 
-    const floorPort = await freePort();
-    const floorProcess = await startProcess(
-      'node',
-      [
-        '--import',
-        'tsx',
-        'bench/floor-server.ts',
-        String(floorPort),
-        issuer.issuer,
-        JSON.stringify(issuer.publicKeys()[0]),
-      ],
-      {},
-      answers(`http://127.0.0.1:${floorPort}/`),
-    );
-    children.push(floorProcess);
-    const floorUrl = `http://127.0.0.1:${floorPort}`;
+    const startFloor = async (kind: 'jose' | 'node-crypto') => {
+      const port = await freePort();
+      const floor = await startProcess(
+        'node',
+        [
+          '--import',
+          'tsx',
+          'bench/floor-server.ts',
+          kind,
+          String(port),
+          issuer.issuer,
+          JSON.stringify(issuer.publicKeys()[0]),
+        ],
+        {},
+        answers(`http://127.0.0.1:${port}/`),
+      );
+      children.push(floor);
+      return { process: floor, url: `http://127.0.0.1:${port}` };
+    };
+    const joseFloor = await startFloor('jose');
+    const nodeFloor = await startFloor('node-crypto');
 
     const startGateway = async () => {
       const port = await freePort();
@@ -329,25 +339,35 @@ async function main(): Promise<void> {
     };
     if (args.only === 'password-storm') return await passwordStorm();
 
-    say(`\nwarming up both (5 s each)…`);
-    await drive(floorUrl, tokens, { duration: 5 });
+    say(`\nwarming up all three (5 s each)…`);
+    await drive(joseFloor.url, tokens, { duration: 5 });
+    await drive(nodeFloor.url, tokens, { duration: 5 });
     await drive(gatewayUrl, tokens, { duration: 5 });
 
-    const floorTarget = target(floorProcess, floorUrl, tokens);
+    const floorTargets = [
+      target(joseFloor.process, joseFloor.url, tokens),
+      target(nodeFloor.process, nodeFloor.url, tokens),
+    ];
     const gatewayTarget = target(gatewayProcess, gatewayUrl, tokens);
-    say(`\n${CONNECTIONS} connections, ${TOKENS} distinct ES256 ID tokens; each row ${DURATION} s in 2 s rounds,`);
-    say('alternating with the floor row above it\n');
-    say('| server | requests/s | p50 | p99 | errors | CPU per request | gateway / floor |');
-    say('|---|---|---|---|---|---|---|');
+    /** Both floors and the gateway, in alternating rounds; one table block. */
+    const measure = async (name: string) => {
+      const [jose, node, gateway] = await compare([...floorTargets, gatewayTarget]);
+      say(row(JOSE_FLOOR, jose!));
+      say(row(NODE_FLOOR, node!));
+      say(row(name, gateway!, jose, node));
+      return gateway!;
+    };
+    say(`\n${CONNECTIONS} connections, ${TOKENS} distinct RS256 ID tokens; each row ${DURATION} s in 2 s rounds,`);
+    say('alternating with the two floor rows above it\n');
+    say('| server | requests/s | p50 | p99 | errors | CPU per request | / jose floor | / node:crypto floor |');
+    say('|---|---|---|---|---|---|---|---|');
     const jwksBefore = issuer.requests.filter((p) => p === '/jwks').length;
     const batchesBefore = await metric(gatewayUrl, 'm2m_audit_batches_written_total');
     const dbBefore = await databaseActivity(database.url);
-    const [floor, gateway] = await compare([floorTarget, gatewayTarget]);
+    const gateway = await measure('gateway, 1 config');
     await sleep(1500);
     const dbAfter = await databaseActivity(database.url);
     const batchesAfter = await metric(gatewayUrl, 'm2m_audit_batches_written_total');
-    say(row('floor (jose verify + sign)', floor!));
-    say(row('gateway, 1 config', gateway!, floor));
 
     // 10 000 more configs, and 100 mappings on the matched one (the matching one last).
     const client = new pg.Client({ connectionString: database.url });
@@ -367,9 +387,7 @@ async function main(): Promise<void> {
       await sleep(100);
     }
     await drive(gatewayUrl, tokens, { duration: 2 });
-    const [floorAgain, many] = await compare([floorTarget, gatewayTarget]);
-    say(row('floor (jose verify + sign)', floorAgain!));
-    say(row('gateway, 10 001 configs, 100 mappings', many!, floorAgain));
+    const many = await measure('gateway, 10 001 configs, 100 mappings');
     // The same, with the conditions a careful GitHub config has (AND-ed before the mappings).
     const conditions = [
       { key: 'repository_owner_id', valueExpression: '5' },
@@ -384,14 +402,12 @@ async function main(): Promise<void> {
     await withConditions.end();
     await sleep(1500);
     await drive(gatewayUrl, tokens, { duration: 2 });
-    const [floorThird, conditioned] = await compare([floorTarget, gatewayTarget]);
-    say(row('floor (jose verify + sign)', floorThird!));
-    say(row('gateway, 10 001 configs, 100 mappings, 2 conditions', conditioned!, floorThird));
+    await measure('gateway, 10 001 configs, 100 mappings, 2 conditions');
     say(
-      `\n10 001 configs and 100 mappings / 1 config: ${((100 * many!.cpuMsPerRequest!) / gateway!.cpuMsPerRequest!).toFixed(1)} % of the CPU per request`,
+      `\n10 001 configs and 100 mappings / 1 config: ${((100 * many.cpuMsPerRequest!) / gateway.cpuMsPerRequest!).toFixed(1)} % of the CPU per request`,
     );
 
-    say(`\nwhile the first gateway row was measured (${Math.round(gateway!.rps * DURATION)} exchanges):`);
+    say(`\nwhile the first gateway row was measured (${Math.round(gateway.rps * DURATION)} exchanges):`);
     say(
       `  database: ${dbAfter.lookups - dbBefore.lookups} reads of the config, mapping, role and key tables; ` +
         `${dbAfter.transactions - dbBefore.transactions} transactions for ${batchesAfter - batchesBefore} audit batches`,
@@ -410,7 +426,7 @@ async function main(): Promise<void> {
     }
 
     await measureSigning(say);
-    measureMappings(say, gateway!);
+    measureMappings(say, gateway);
     await passwordStorm();
 
     if (Number(args.replicas) === 2) {
@@ -433,13 +449,9 @@ async function main(): Promise<void> {
       const [one, two] = await compare([gatewayTarget, pair]);
       say('\n| gateway processes, one database | requests/s | p50 | p99 | errors | CPU per request | scaling |');
       say('|---|---|---|---|---|---|---|');
-      say(row('one', one!));
-      say(
-        row('two, half the connections each', two!).replace(
-          /\| —? ?\|$/,
-          `| ${((100 * two!.rps) / one!.rps).toFixed(1)} % of one |`,
-        ),
-      );
+      const scaling = (name: string, r: Result, scale: string) => row(name, r).replace(/\| — \| — \|$/, `| ${scale} |`);
+      say(scaling('one', one!, '—'));
+      say(scaling('two, half the connections each', two!, `${((100 * two!.rps) / one!.rps).toFixed(1)} % of one`));
     }
   } finally {
     for (const child of children) child.kill('SIGTERM');
