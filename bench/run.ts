@@ -7,7 +7,9 @@
  * measure two gateway processes on one database), --quick (skip the 100 000
  * exchange memory run), --profile (write a CPU profile of each gateway
  * process into bench/profiles/, for `node --cpu-prof` analysis),
- * --only password-storm (only the exchanges-under-a-password-storm rows).
+ * --only password-storm (only the exchanges-under-a-password-storm rows),
+ * --baseline <dir> (also measure the gateway built in another checkout, e.g.
+ * of the commit before a change, alternated in the same rows).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -37,6 +39,7 @@ const { values: args } = parseArgs({
     quick: { type: 'boolean', default: false },
     profile: { type: 'boolean', default: false },
     only: { type: 'string' },
+    baseline: { type: 'string' },
   },
 });
 if (args.only !== undefined && args.only !== 'password-storm') throw new Error('--only takes: password-storm');
@@ -271,15 +274,12 @@ async function main(): Promise<void> {
     const joseFloor = await startFloor('jose');
     const nodeFloor = await startFloor('node-crypto');
 
-    const startGateway = async () => {
+    const startGateway = async (main = 'dist/src/main.js') => {
       const port = await freePort();
       children.push(
         await startProcess(
           'node',
-          [
-            ...(args.profile ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve('bench/profiles')}`] : []),
-            'dist/src/main.js',
-          ],
+          [...(args.profile ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve('bench/profiles')}`] : []), main],
           {
             PORT: String(port),
             DATABASE_URL: database.url,
@@ -349,12 +349,22 @@ async function main(): Promise<void> {
       target(nodeFloor.process, nodeFloor.url, tokens),
     ];
     const gatewayTarget = target(gatewayProcess, gatewayUrl, tokens);
-    /** Both floors and the gateway, in alternating rounds; one table block. */
+    const baseline =
+      args.baseline === undefined ? undefined : await startGateway(path.resolve(args.baseline, 'dist/src/main.js'));
+    if (baseline) await drive(baseline.url, tokens, { duration: 5 });
+    const baselineTargets = baseline ? [target(baseline.process, baseline.url, tokens)] : [];
+    /** Both floors and the gateway (and the baseline), in alternating rounds; one table block. */
     const measure = async (name: string) => {
-      const [jose, node, gateway] = await compare([...floorTargets, gatewayTarget]);
+      const [jose, node, gateway, before] = await compare([...floorTargets, gatewayTarget, ...baselineTargets]);
       say(row(JOSE_FLOOR, jose!));
       say(row(NODE_FLOOR, node!));
       say(row(name, gateway!, jose, node));
+      if (before) {
+        say(row(`baseline (${args.baseline}), ${name.replace(/^gateway, /, '')}`, before, jose, node));
+        say(
+          `| this gateway / baseline | ${(gateway!.rps / before.rps).toFixed(2)}× | | | | ${(gateway!.cpuMsPerRequest! / before.cpuMsPerRequest!).toFixed(2)}× | | |`,
+        );
+      }
       return gateway!;
     };
     say(`\n${CONNECTIONS} connections, ${TOKENS} distinct RS256 ID tokens; each row ${DURATION} s in 2 s rounds,`);
