@@ -12,6 +12,7 @@
  * of the commit before a change, alternated in the same rows).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createPublicKey, type JsonWebKeyInput } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -21,12 +22,13 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
-import { SignJWT, generateKeyPair, type JWTPayload } from 'jose';
+import { SignJWT, generateKeyPair, importJWK, jwtVerify, type JWK, type JWTPayload } from 'jose';
 import pg from 'pg';
 import { pino } from 'pino';
 import { buildAccessTokenClaims } from '../src/domain/access-token.js';
 import { compileMappings, resolveRoles } from '../src/domain/role-mapping.js';
 import { startEmbeddedPostgres } from '../src/db/embedded-postgres.js';
+import { jwsKey, parseCompactJws, verifiedClaims, verifyCompactJws } from '../src/keys/jws-node-crypto.js';
 import { createKeyRing, type StoredSigningKey } from '../src/keys/signing-keys.js';
 import { startFakeIssuer } from '../test/fixtures/fake-issuer.js';
 import { createTestCa } from '../test/fixtures/test-ca.js';
@@ -436,6 +438,7 @@ async function main(): Promise<void> {
     }
 
     await measureSigning(say);
+    await measureVerification(say, tokens, issuer.publicKeys()[0]!, issuer.issuer);
     measureMappings(say, gateway);
     await passwordStorm();
 
@@ -652,6 +655,38 @@ async function measureSigning(print: (line: string) => void): Promise<void> {
   const joseSigns = await time(raw);
   print(
     `\nsigning alone (${N} tokens, one core): gateway mint ${gatewaySigns.toFixed(0)}/s, raw jose ${joseSigns.toFixed(0)}/s (${((100 * gatewaySigns) / joseSigns).toFixed(1)} %)`,
+  );
+}
+
+/** ID token verification alone: jose's jwtVerify against the node:crypto adapter the gateway uses, same key and checks. */
+async function measureVerification(
+  print: (line: string) => void,
+  tokens: readonly string[],
+  jwk: JWK,
+  issuer: string,
+): Promise<void> {
+  const alg = jwk.alg!;
+  const joseKey = await importJWK(jwk, alg);
+  const nodeKey = jwsKey(createPublicKey({ key: jwk as JsonWebKeyInput['key'], format: 'jwk' }), alg, 'public');
+  const options = { issuer, clockTolerance: 30, requiredClaims: ['exp'] };
+  const N = 20_000;
+  const time = async (verify: (token: string) => unknown) => {
+    const started = performance.now();
+    for (let i = 0; i < N; i++) await verify(tokens[i % tokens.length]!);
+    return ((performance.now() - started) * 1000) / N;
+  };
+  const withJose = (token: string) => jwtVerify(token, joseKey, { ...options, algorithms: [alg] });
+  const withNode = (token: string) => {
+    const jws = parseCompactJws(token, [alg]);
+    verifyCompactJws(jws, nodeKey);
+    return verifiedClaims(jws, options);
+  };
+  await time(withJose);
+  await time(withNode);
+  const jose = await time(withJose);
+  const node = await time(withNode);
+  print(
+    `\nverifying alone (${N} ${alg} tokens, one after another): jose jwtVerify ${jose.toFixed(1)} µs, node:crypto adapter ${node.toFixed(1)} µs per token`,
   );
 }
 
