@@ -17,10 +17,10 @@ type Handle = (req: IncomingMessage, res: ServerResponse, done?: (error?: unknow
 
 /**
  * Runs one route's own middleware and handlers in order, as Express's router
- * would, without the router: on the exchange, matching layers and the
- * bookkeeping around each cost more than anything but the cryptography and
- * the socket (docs/performance.md). `app` stays the one entry point, so tests
- * that drive it take the same way; every other request goes to Express.
+ * would, without the router: on the exchange, matching every layer and the
+ * bookkeeping around each took 10–20 % of the CPU per request
+ * (docs/performance.md). `app` stays the one entry point, so tests that drive
+ * it take the same way; every other request goes to Express.
  */
 export function withDirectRoute(app: Express, route: DirectRoute): Express {
   const express = app as unknown as { handle: Handle };
