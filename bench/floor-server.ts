@@ -1,30 +1,77 @@
 /**
- * The floor: the least an exchange can cost on this stack. An Express app that
- * only parses the JSON body, verifies the ID token with jose against a
- * preloaded key and signs an access token with jose; nothing else.
+ * The floors: the least an exchange can cost. Each parses the JSON body,
+ * verifies the ID token against a preloaded key, checks `iss` and `exp`, and
+ * signs an access token with ES256; nothing else.
  *
- * Usage: tsx bench/floor-server.ts <port> <issuer> <issuer public JWK, JSON>
+ * - `jose`: an Express app, jose for both (WebCrypto, on libuv's thread pool);
+ * - `node-crypto`: a bare node:http server, node:crypto `verify` and `sign` on
+ *   preloaded KeyObjects, synchronously on the main thread.
+ *
+ * Usage: tsx bench/floor-server.ts <jose|node-crypto> <port> <issuer> <issuer public JWK, JSON>
  */
+import { createPublicKey, generateKeyPairSync, sign, verify, type JsonWebKeyInput, type KeyObject } from 'node:crypto';
+import http from 'node:http';
 import express from 'express';
 import { SignJWT, generateKeyPair, importJWK, jwtVerify, type JWK } from 'jose';
 
-const [port, issuer, jwk] = process.argv.slice(2) as [string, string, string];
+const [kind, port, issuer, jwk] = process.argv.slice(2) as [string, string, string, string];
 const publicJwk = JSON.parse(jwk) as JWK;
-const issuerKey = await importJWK(publicJwk, publicJwk.alg);
-const { privateKey } = await generateKeyPair('ES256');
+const ready = () => process.stdout.write('ready\n');
 
-express()
-  .use(express.json())
-  .post('/v1/auth/m2m/exchange', async (req, res) => {
-    try {
-      const { payload } = await jwtVerify(req.body.idToken, issuerKey, { issuer, algorithms: [publicJwk.alg!] });
-      const iat = Math.floor(Date.now() / 1000);
-      const accessToken = await new SignJWT({ sub: payload.sub, iat, exp: iat + 300, roles: ['Analyst'] })
-        .setProtectedHeader({ alg: 'ES256', kid: 'floor', typ: 'JWT' })
-        .sign(privateKey);
-      res.json({ accessToken });
-    } catch {
-      res.status(401).json({ error: 'invalid' });
-    }
-  })
-  .listen(Number(port), '127.0.0.1', () => process.stdout.write('ready\n'));
+if (kind === 'jose') {
+  const issuerKey = await importJWK(publicJwk, publicJwk.alg);
+  const { privateKey } = await generateKeyPair('ES256');
+  express()
+    .use(express.json())
+    .post('/v1/auth/m2m/exchange', async (req, res) => {
+      try {
+        const { payload } = await jwtVerify(req.body.idToken, issuerKey, { issuer, algorithms: [publicJwk.alg!] });
+        const iat = Math.floor(Date.now() / 1000);
+        const accessToken = await new SignJWT({ sub: payload.sub, iat, exp: iat + 300, roles: ['Analyst'] })
+          .setProtectedHeader({ alg: 'ES256', kid: 'floor', typ: 'JWT' })
+          .sign(privateKey);
+        res.json({ accessToken });
+      } catch {
+        res.status(401).json({ error: 'invalid' });
+      }
+    })
+    .listen(Number(port), '127.0.0.1', ready);
+} else if (kind === 'node-crypto') {
+  if (publicJwk.alg !== 'RS256') throw new Error('the node-crypto floor verifies RS256');
+  const issuerKey: KeyObject = createPublicKey({ key: publicJwk as JsonWebKeyInput['key'], format: 'jwk' });
+  const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const header = Buffer.from(JSON.stringify({ alg: 'ES256', kid: 'floor', typ: 'JWT' })).toString('base64url');
+  const exchange = (body: string): string => {
+    const token = (JSON.parse(body) as { idToken: string }).idToken;
+    const [encodedHeader, encodedPayload, signature] = token.split('.') as [string, string, string];
+    const alg = (JSON.parse(Buffer.from(encodedHeader, 'base64url').toString()) as { alg?: unknown }).alg;
+    if (alg !== 'RS256') throw new Error('alg');
+    const signed = Buffer.from(`${encodedHeader}.${encodedPayload}`);
+    if (!verify('sha256', signed, issuerKey, Buffer.from(signature, 'base64url'))) throw new Error('signature');
+    const payload = JSON.parse(Buffer.from(encodedPayload, 'base64url').toString()) as Record<string, unknown>;
+    const iat = Math.floor(Date.now() / 1000);
+    if (payload.iss !== issuer || typeof payload.exp !== 'number' || payload.exp <= iat) throw new Error('claims');
+    const claims = { sub: payload.sub, iat, exp: iat + 300, roles: ['Analyst'] };
+    const input = `${header}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}`;
+    const accessSignature = sign('sha256', Buffer.from(input), { key: privateKey, dsaEncoding: 'ieee-p1363' });
+    return JSON.stringify({ accessToken: `${input}.${accessSignature.toString('base64url')}` });
+  };
+  http
+    .createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (chunk: Buffer) => chunks.push(chunk));
+      req.on('end', () => {
+        let answer: string;
+        try {
+          answer = exchange(Buffer.concat(chunks).toString());
+        } catch {
+          res.writeHead(401, { 'content-type': 'application/json' }).end('{"error":"invalid"}');
+          return;
+        }
+        res.writeHead(200, { 'content-type': 'application/json' }).end(answer);
+      });
+    })
+    .listen(Number(port), '127.0.0.1', ready);
+} else {
+  throw new Error('floor kind: jose or node-crypto');
+}

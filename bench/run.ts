@@ -1,15 +1,18 @@
 /**
- * `npm run bench`: the gateway against the floor (bench/floor-server.ts), both
- * in their own processes, driven by autocannon from this one with the same
- * pool of distinct ID tokens. See docs/performance.md.
+ * `npm run bench`: the gateway against two floors (bench/floor-server.ts: jose,
+ * and node:crypto), each in its own process, driven by autocannon from this one
+ * with the same pool of distinct RS256 ID tokens. See docs/performance.md.
  *
  * Options: --duration <s> (10), --connections <n> (32), --replicas 2 (also
  * measure two gateway processes on one database), --quick (skip the 100 000
  * exchange memory run), --profile (write a CPU profile of each gateway
  * process into bench/profiles/, for `node --cpu-prof` analysis),
- * --only password-storm (only the exchanges-under-a-password-storm rows).
+ * --only password-storm (only the exchanges-under-a-password-storm rows),
+ * --baseline <dir> (also measure the gateway built in another checkout, e.g.
+ * of the commit before a change, alternated in the same rows).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createPublicKey, type JsonWebKeyInput } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -19,12 +22,13 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
-import { SignJWT, generateKeyPair, type JWTPayload } from 'jose';
+import { SignJWT, generateKeyPair, importJWK, jwtVerify, type JWK, type JWTPayload } from 'jose';
 import pg from 'pg';
 import { pino } from 'pino';
 import { buildAccessTokenClaims } from '../src/domain/access-token.js';
 import { compileMappings, resolveRoles } from '../src/domain/role-mapping.js';
 import { startEmbeddedPostgres } from '../src/db/embedded-postgres.js';
+import { jwsKey, parseCompactJws, verifiedClaims, verifyCompactJws } from '../src/keys/jws-node-crypto.js';
 import { createKeyRing, type StoredSigningKey } from '../src/keys/signing-keys.js';
 import { startFakeIssuer } from '../test/fixtures/fake-issuer.js';
 import { createTestCa } from '../test/fixtures/test-ca.js';
@@ -37,6 +41,7 @@ const { values: args } = parseArgs({
     quick: { type: 'boolean', default: false },
     profile: { type: 'boolean', default: false },
     only: { type: 'string' },
+    baseline: { type: 'string' },
   },
 });
 if (args.only !== undefined && args.only !== 'password-storm') throw new Error('--only takes: password-storm');
@@ -197,8 +202,12 @@ async function compare(servers: readonly Target[]): Promise<Result[]> {
 }
 
 const ms = (value: number) => `${value.toFixed(1)} ms`;
-const row = (name: string, r: Result, floor?: Result) =>
-  `| ${name} | ${r.rps.toFixed(0)} | ${ms(r.p50)} | ${ms(r.p99)} | ${r.errors} | ${r.cpuMsPerRequest?.toFixed(3) ?? '—'} ms | ${floor ? `${((100 * r.rps) / floor.rps).toFixed(1)} % rps, p99 ×${(r.p99 / floor.p99).toFixed(2)}` : '—'} |`;
+const ratio = (r: Result, floor: Result | undefined) =>
+  floor ? `${(r.rps / floor.rps).toFixed(2)}× rps, p99 ×${(r.p99 / floor.p99).toFixed(2)}` : '—';
+const row = (name: string, r: Result, floor?: Result, nodeFloor?: Result) =>
+  `| ${name} | ${r.rps.toFixed(0)} | ${ms(r.p50)} | ${ms(r.p99)} | ${r.errors} | ${r.cpuMsPerRequest?.toFixed(3) ?? '—'} ms | ${ratio(r, floor)} | ${ratio(r, nodeFloor)} |`;
+const JOSE_FLOOR = 'floor: Express, jose verify + sign';
+const NODE_FLOOR = 'floor: node:http, node:crypto verify + sign';
 
 async function metric(url: string, name: string): Promise<number> {
   const text = await (await fetch(`${url}/metrics`)).text();
@@ -227,7 +236,8 @@ async function main(): Promise<void> {
   const children: ChildProcess[] = [];
   const database = await startEmbeddedPostgres(dataDir, pino({ level: 'silent' }));
   const ca = await createTestCa();
-  const issuer = await startFakeIssuer(ca, { algs: ['ES256'] });
+  // RS256, as most issuers sign (GitHub Actions, Kubernetes).
+  const issuer = await startFakeIssuer(ca, { algs: ['RS256'] });
   try {
     say(`machine: ${os.cpus().length} × ${os.cpus()[0]?.model}, node ${process.version}`);
     const exp = Math.floor(Date.now() / 1000) + 3600;
@@ -244,32 +254,34 @@ async function main(): Promise<void> {
       ),
     );
 
-    const floorPort = await freePort();
-    const floorProcess = await startProcess(
-      'node',
-      [
-        '--import',
-        'tsx',
-        'bench/floor-server.ts',
-        String(floorPort),
-        issuer.issuer,
-        JSON.stringify(issuer.publicKeys()[0]),
-      ],
-      {},
-      answers(`http://127.0.0.1:${floorPort}/`),
-    );
-    children.push(floorProcess);
-    const floorUrl = `http://127.0.0.1:${floorPort}`;
+    const startFloor = async (kind: 'jose' | 'node-crypto') => {
+      const port = await freePort();
+      const floor = await startProcess(
+        'node',
+        [
+          '--import',
+          'tsx',
+          'bench/floor-server.ts',
+          kind,
+          String(port),
+          issuer.issuer,
+          JSON.stringify(issuer.publicKeys()[0]),
+        ],
+        {},
+        answers(`http://127.0.0.1:${port}/`),
+      );
+      children.push(floor);
+      return { process: floor, url: `http://127.0.0.1:${port}` };
+    };
+    const joseFloor = await startFloor('jose');
+    const nodeFloor = await startFloor('node-crypto');
 
-    const startGateway = async () => {
+    const startGateway = async (main = 'dist/src/main.js') => {
       const port = await freePort();
       children.push(
         await startProcess(
           'node',
-          [
-            ...(args.profile ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve('bench/profiles')}`] : []),
-            'dist/src/main.js',
-          ],
+          [...(args.profile ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve('bench/profiles')}`] : []), main],
           {
             PORT: String(port),
             DATABASE_URL: database.url,
@@ -329,25 +341,45 @@ async function main(): Promise<void> {
     };
     if (args.only === 'password-storm') return await passwordStorm();
 
-    say(`\nwarming up both (5 s each)…`);
-    await drive(floorUrl, tokens, { duration: 5 });
+    say(`\nwarming up all three (5 s each)…`);
+    await drive(joseFloor.url, tokens, { duration: 5 });
+    await drive(nodeFloor.url, tokens, { duration: 5 });
     await drive(gatewayUrl, tokens, { duration: 5 });
 
-    const floorTarget = target(floorProcess, floorUrl, tokens);
+    const floorTargets = [
+      target(joseFloor.process, joseFloor.url, tokens),
+      target(nodeFloor.process, nodeFloor.url, tokens),
+    ];
     const gatewayTarget = target(gatewayProcess, gatewayUrl, tokens);
-    say(`\n${CONNECTIONS} connections, ${TOKENS} distinct ES256 ID tokens; each row ${DURATION} s in 2 s rounds,`);
-    say('alternating with the floor row above it\n');
-    say('| server | requests/s | p50 | p99 | errors | CPU per request | gateway / floor |');
-    say('|---|---|---|---|---|---|---|');
+    const baseline =
+      args.baseline === undefined ? undefined : await startGateway(path.resolve(args.baseline, 'dist/src/main.js'));
+    if (baseline) await drive(baseline.url, tokens, { duration: 5 });
+    const baselineTargets = baseline ? [target(baseline.process, baseline.url, tokens)] : [];
+    /** Both floors and the gateway (and the baseline), in alternating rounds; one table block. */
+    const measure = async (name: string) => {
+      const [jose, node, gateway, before] = await compare([...floorTargets, gatewayTarget, ...baselineTargets]);
+      say(row(JOSE_FLOOR, jose!));
+      say(row(NODE_FLOOR, node!));
+      say(row(name, gateway!, jose, node));
+      if (before) {
+        say(row(`baseline (${args.baseline}), ${name.replace(/^gateway, /, '')}`, before, jose, node));
+        say(
+          `| this gateway / baseline | ${(gateway!.rps / before.rps).toFixed(2)}× | | | | ${(gateway!.cpuMsPerRequest! / before.cpuMsPerRequest!).toFixed(2)}× | | |`,
+        );
+      }
+      return gateway!;
+    };
+    say(`\n${CONNECTIONS} connections, ${TOKENS} distinct RS256 ID tokens; each row ${DURATION} s in 2 s rounds,`);
+    say('alternating with the two floor rows above it\n');
+    say('| server | requests/s | p50 | p99 | errors | CPU per request | / jose floor | / node:crypto floor |');
+    say('|---|---|---|---|---|---|---|---|');
     const jwksBefore = issuer.requests.filter((p) => p === '/jwks').length;
     const batchesBefore = await metric(gatewayUrl, 'm2m_audit_batches_written_total');
     const dbBefore = await databaseActivity(database.url);
-    const [floor, gateway] = await compare([floorTarget, gatewayTarget]);
+    const gateway = await measure('gateway, 1 config');
     await sleep(1500);
     const dbAfter = await databaseActivity(database.url);
     const batchesAfter = await metric(gatewayUrl, 'm2m_audit_batches_written_total');
-    say(row('floor (jose verify + sign)', floor!));
-    say(row('gateway, 1 config', gateway!, floor));
 
     // 10 000 more configs, and 100 mappings on the matched one (the matching one last).
     const client = new pg.Client({ connectionString: database.url });
@@ -367,9 +399,7 @@ async function main(): Promise<void> {
       await sleep(100);
     }
     await drive(gatewayUrl, tokens, { duration: 2 });
-    const [floorAgain, many] = await compare([floorTarget, gatewayTarget]);
-    say(row('floor (jose verify + sign)', floorAgain!));
-    say(row('gateway, 10 001 configs, 100 mappings', many!, floorAgain));
+    const many = await measure('gateway, 10 001 configs, 100 mappings');
     // The same, with the conditions a careful GitHub config has (AND-ed before the mappings).
     const conditions = [
       { key: 'repository_owner_id', valueExpression: '5' },
@@ -384,14 +414,12 @@ async function main(): Promise<void> {
     await withConditions.end();
     await sleep(1500);
     await drive(gatewayUrl, tokens, { duration: 2 });
-    const [floorThird, conditioned] = await compare([floorTarget, gatewayTarget]);
-    say(row('floor (jose verify + sign)', floorThird!));
-    say(row('gateway, 10 001 configs, 100 mappings, 2 conditions', conditioned!, floorThird));
+    await measure('gateway, 10 001 configs, 100 mappings, 2 conditions');
     say(
-      `\n10 001 configs and 100 mappings / 1 config: ${((100 * many!.cpuMsPerRequest!) / gateway!.cpuMsPerRequest!).toFixed(1)} % of the CPU per request`,
+      `\n10 001 configs and 100 mappings / 1 config: ${((100 * many.cpuMsPerRequest!) / gateway.cpuMsPerRequest!).toFixed(1)} % of the CPU per request`,
     );
 
-    say(`\nwhile the first gateway row was measured (${Math.round(gateway!.rps * DURATION)} exchanges):`);
+    say(`\nwhile the first gateway row was measured (${Math.round(gateway.rps * DURATION)} exchanges):`);
     say(
       `  database: ${dbAfter.lookups - dbBefore.lookups} reads of the config, mapping, role and key tables; ` +
         `${dbAfter.transactions - dbBefore.transactions} transactions for ${batchesAfter - batchesBefore} audit batches`,
@@ -410,7 +438,8 @@ async function main(): Promise<void> {
     }
 
     await measureSigning(say);
-    measureMappings(say, gateway!);
+    await measureVerification(say, tokens, issuer.publicKeys()[0]!, issuer.issuer);
+    measureMappings(say, gateway);
     await passwordStorm();
 
     if (Number(args.replicas) === 2) {
@@ -433,13 +462,9 @@ async function main(): Promise<void> {
       const [one, two] = await compare([gatewayTarget, pair]);
       say('\n| gateway processes, one database | requests/s | p50 | p99 | errors | CPU per request | scaling |');
       say('|---|---|---|---|---|---|---|');
-      say(row('one', one!));
-      say(
-        row('two, half the connections each', two!).replace(
-          /\| —? ?\|$/,
-          `| ${((100 * two!.rps) / one!.rps).toFixed(1)} % of one |`,
-        ),
-      );
+      const scaling = (name: string, r: Result, scale: string) => row(name, r).replace(/\| — \| — \|$/, `| ${scale} |`);
+      say(scaling('one', one!, '—'));
+      say(scaling('two, half the connections each', two!, `${((100 * two!.rps) / one!.rps).toFixed(1)} % of one`));
     }
   } finally {
     for (const child of children) child.kill('SIGTERM');
@@ -630,6 +655,38 @@ async function measureSigning(print: (line: string) => void): Promise<void> {
   const joseSigns = await time(raw);
   print(
     `\nsigning alone (${N} tokens, one core): gateway mint ${gatewaySigns.toFixed(0)}/s, raw jose ${joseSigns.toFixed(0)}/s (${((100 * gatewaySigns) / joseSigns).toFixed(1)} %)`,
+  );
+}
+
+/** ID token verification alone: jose's jwtVerify against the node:crypto adapter the gateway uses, same key and checks. */
+async function measureVerification(
+  print: (line: string) => void,
+  tokens: readonly string[],
+  jwk: JWK,
+  issuer: string,
+): Promise<void> {
+  const alg = jwk.alg!;
+  const joseKey = await importJWK(jwk, alg);
+  const nodeKey = jwsKey(createPublicKey({ key: jwk as JsonWebKeyInput['key'], format: 'jwk' }), alg, 'public');
+  const options = { issuer, clockTolerance: 30, requiredClaims: ['exp'] };
+  const N = 20_000;
+  const time = async (verify: (token: string) => unknown) => {
+    const started = performance.now();
+    for (let i = 0; i < N; i++) await verify(tokens[i % tokens.length]!);
+    return ((performance.now() - started) * 1000) / N;
+  };
+  const withJose = (token: string) => jwtVerify(token, joseKey, { ...options, algorithms: [alg] });
+  const withNode = (token: string) => {
+    const jws = parseCompactJws(token, [alg]);
+    verifyCompactJws(jws, nodeKey);
+    return verifiedClaims(jws, options);
+  };
+  await time(withJose);
+  await time(withNode);
+  const jose = await time(withJose);
+  const node = await time(withNode);
+  print(
+    `\nverifying alone (${N} ${alg} tokens, one after another): jose jwtVerify ${jose.toFixed(1)} µs, node:crypto adapter ${node.toFixed(1)} µs per token`,
   );
 }
 

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import express, { type Express } from 'express';
+import express, { type Express, type RequestHandler } from 'express';
 import { pinoHttp } from 'pino-http';
 import type { Logger } from 'pino';
 import type { Explain } from './domain/explain.js';
@@ -13,6 +13,7 @@ import type { AuditLog } from './db/audit-log.js';
 import { createAuditRoutes } from './http/audit-routes.js';
 import type { DeclarativeStatus } from './declarative/declarative-configs.js';
 import { createDeclarativeRoutes } from './http/declarative-routes.js';
+import { withDirectRoute } from './http/direct-route.js';
 import { createErrorHandler, type TranslateError } from './http/error-handler.js';
 import { createConsoleRoutes, type ConsoleDeps } from './http/console-routes.js';
 import { createIssuerRoutes } from './http/issuer-routes.js';
@@ -60,7 +61,7 @@ export function createApp(deps: AppDeps): Express {
   app.set('trust proxy', Array.isArray(deps.trustProxy) ? [...deps.trustProxy] : deps.trustProxy);
 
   // Our own id, never the caller's, so that the audit trail cannot be forged (docs/reference.md §2). No answer is cached.
-  app.use((req, res, next) => {
+  const stamp: RequestHandler = (req, res, next) => {
     req.id = randomUUID();
     res.setHeader('X-Request-Id', req.id);
     res.setHeader('Cache-Control', 'no-store');
@@ -71,10 +72,11 @@ export function createApp(deps: AppDeps): Express {
       );
     });
     next();
-  });
+  };
+  const everyRequest: RequestHandler[] = [stamp];
   // One line per request at `info`; below that, not even the per-request child logger is made.
   if (deps.logger.isLevelEnabled('info')) {
-    app.use(
+    everyRequest.push(
       pinoHttp({
         logger: deps.logger,
         genReqId: (req) => req.id,
@@ -90,15 +92,15 @@ export function createApp(deps: AppDeps): Express {
       }),
     );
   }
+  app.use(everyRequest);
   // The exchange endpoints first: they are the hot path, and Express tries routes in order.
-  app.use(
-    createTokenRoutes(
-      deps.exchange,
-      deps.logger,
-      deps.exchangeRateLimit > 0 ? createRateLimiter(deps.exchangeRateLimit) : undefined,
-      deps.translateError,
-    ),
+  const tokenRoutes = createTokenRoutes(
+    deps.exchange,
+    deps.logger,
+    deps.exchangeRateLimit > 0 ? createRateLimiter(deps.exchangeRateLimit) : undefined,
+    deps.translateError,
   );
+  app.use(tokenRoutes.routes);
   app.get('/openapi.json', (_req, res) => {
     res.set('Cache-Control', 'public, max-age=300').json(deps.openApi);
   });
@@ -120,6 +122,11 @@ export function createApp(deps: AppDeps): Express {
   app.use(() => {
     throw new GatewayError('NOT_FOUND', 'not found');
   });
-  app.use(createErrorHandler(deps.logger, deps.translateError));
-  return app;
+  const onError = createErrorHandler(deps.logger, deps.translateError);
+  app.use(onError);
+  return withDirectRoute(app, {
+    ...tokenRoutes.direct,
+    handlers: [...everyRequest, ...tokenRoutes.direct.handlers],
+    onError,
+  });
 }

@@ -1,3 +1,4 @@
+import type { IncomingMessage } from 'node:http';
 import express, { type Request, type RequestHandler } from 'express';
 import { invalidArgument } from '../errors.js';
 import { hasDuplicateMember } from '../domain/jws.js';
@@ -8,30 +9,58 @@ import { isJsonObject, type JsonObject } from '../domain/problems.js';
  * §2: curl -d sends application/x-www-form-urlencoded). An empty body is `{}`.
  */
 export function jsonBody(limitBytes: number): RequestHandler[] {
-  return [
-    express.raw({ type: () => true, limit: limitBytes }),
-    (req, _res, next) => {
-      const raw = Buffer.isBuffer(req.body) ? req.body.toString('utf8') : '';
-      if (raw.trim() === '') {
-        req.body = {};
-        return next();
-      }
-      let parsed: unknown;
-      try {
-        parsed = JSON.parse(raw);
-      } catch {
-        throw invalidArgument('request body is not valid JSON');
-      }
-      if (!isJsonObject(parsed)) throw invalidArgument('request body must be a JSON object');
-      if (hasDuplicateMember(raw)) throw invalidArgument('request body names a field twice');
-      if (hasUnstorableString(parsed)) {
-        throw invalidArgument('request body has a string with a NUL character or an unpaired surrogate');
-      }
-      req.body = parsed;
-      next();
-    },
-  ];
+  return [express.raw({ type: () => true, limit: limitBytes }), parseJsonBody];
 }
+
+/** The bytes express.raw left in `req.body`, as JSON: jsonBody's second half. */
+export const parseJsonBody: RequestHandler = (req, _res, next) => {
+  const raw = Buffer.isBuffer(req.body) ? req.body.toString('utf8') : '';
+  if (raw.trim() === '') {
+    req.body = {};
+    return next();
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw);
+  } catch {
+    throw invalidArgument('request body is not valid JSON');
+  }
+  if (!isJsonObject(parsed)) throw invalidArgument('request body must be a JSON object');
+  if (hasDuplicateMember(raw)) throw invalidArgument('request body names a field twice');
+  if (hasUnstorableString(parsed)) {
+    throw invalidArgument('request body has a string with a NUL character or an unpaired surrogate');
+  }
+  req.body = parsed;
+  next();
+};
+
+/**
+ * Whether a body can be read as plain bytes: a Content-Length within the
+ * limit and no Content-Encoding, so that what express.raw would do with it is
+ * to collect it. Any other body is left to express.raw, which applies the
+ * limit (413) and the content codings.
+ */
+export const isPlainBodyWithin =
+  (limitBytes: number) =>
+  ({ headers }: IncomingMessage): boolean =>
+    Number(headers['content-length']) <= limitBytes &&
+    headers['content-encoding'] === undefined &&
+    headers['transfer-encoding'] === undefined;
+
+/**
+ * express.raw for a body `isPlainBodyWithin` accepted: its bytes in
+ * `req.body`. Node's parser ends the body at Content-Length; a client that
+ * goes away before is not answered.
+ */
+export const readPlainBody: RequestHandler = (req, _res, next) => {
+  const chunks: Buffer[] = [];
+  req.on('data', (chunk: Buffer) => chunks.push(chunk));
+  req.once('end', () => {
+    req.body = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks);
+    next();
+  });
+  req.once('error', () => req.socket.destroy());
+};
 
 const isUnstorable = (text: string) => text.includes('\0') || !text.isWellFormed();
 

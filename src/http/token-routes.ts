@@ -6,7 +6,8 @@ import { invalidArgument, tooManyRequests } from '../errors.js';
 import { createOAuthErrorHandler, OAuthError, type TranslateError } from './error-handler.js';
 import { EXCHANGE_BODY_LIMIT_BYTES } from './limits.js';
 import type { RateLimiter } from './rate-limit.js';
-import { jsonBody, withJsonFieldNames } from './request-body.js';
+import type { DirectRoute } from './direct-route.js';
+import { isPlainBodyWithin, jsonBody, parseJsonBody, readPlainBody, withJsonFieldNames } from './request-body.js';
 import { sendJson } from './json-response.js';
 
 export type Exchange = (idToken: string, req: Request) => Promise<Decision>;
@@ -49,14 +50,26 @@ const admitClient = (limiter: RateLimiter | undefined): RequestHandler[] =>
       ]
     : [];
 
-/** `POST /v1/auth/m2m/exchange` (StackRox) and `POST /oauth2/token` (RFC 8693), one exchange behind both. */
+const EXCHANGE_PATH = '/v1/auth/m2m/exchange';
+
+/**
+ * `POST /v1/auth/m2m/exchange` (StackRox) and `POST /oauth2/token` (RFC 8693),
+ * one exchange behind both. `direct` is the first one's way around the router
+ * for a plain body: the same handlers, with the body collected rather than
+ * passed through express.raw.
+ */
 export function createTokenRoutes(
   exchange: Exchange,
   logger: Logger,
   limiter: RateLimiter | undefined,
   translate: TranslateError,
-): Router {
+): { routes: Router; direct: Omit<DirectRoute, 'onError'> } {
   const admit = admitClient(limiter);
+  const answerExchange: RequestHandler = async (req, res) => {
+    const request = withJsonFieldNames(req.body) as Record<string, unknown>;
+    const { accessToken } = await exchange(tokenParameter(request.idToken, 'idToken', invalidArgument), req);
+    sendJson(res, { accessToken });
+  };
   const oauth = Router()
     .post(
       '/oauth2/token',
@@ -108,11 +121,15 @@ export function createTokenRoutes(
     )
     .use(createOAuthErrorHandler(logger, translate));
 
-  return Router()
-    .post('/v1/auth/m2m/exchange', ...admit, ...jsonBody(EXCHANGE_BODY_LIMIT_BYTES), async (req, res) => {
-      const request = withJsonFieldNames(req.body) as Record<string, unknown>;
-      const { accessToken } = await exchange(tokenParameter(request.idToken, 'idToken', invalidArgument), req);
-      sendJson(res, { accessToken });
-    })
-    .use(oauth);
+  return {
+    routes: Router()
+      .post(EXCHANGE_PATH, ...admit, ...jsonBody(EXCHANGE_BODY_LIMIT_BYTES), answerExchange)
+      .use(oauth),
+    direct: {
+      method: 'POST',
+      path: EXCHANGE_PATH,
+      qualifies: isPlainBodyWithin(EXCHANGE_BODY_LIMIT_BYTES),
+      handlers: [...admit, readPlainBody, parseJsonBody, answerExchange],
+    },
+  };
 }

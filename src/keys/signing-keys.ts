@@ -1,20 +1,18 @@
-import { randomUUID } from 'node:crypto';
+import { createPrivateKey, randomUUID } from 'node:crypto';
 import {
-  CompactSign,
   calculateJwkThumbprint,
   exportJWK,
   exportPKCS8,
   generateKeyPair,
   importJWK,
-  importPKCS8,
   type CryptoKey,
   type JWK,
-  type CompactJWSHeaderParameters,
 } from 'jose';
 import type { TokenSigningAlg } from '../config.js';
 import type { AccessTokenClaims, ConsoleSessionClaims } from '../domain/access-token.js';
 import type { TokenSigner } from '../domain/exchange.js';
 import { MAX_TOKEN_LIFETIME_SECONDS } from '../domain/m2m-config.js';
+import { createJwsSigner, jwsKey } from './jws-node-crypto.js';
 import { decryptPrivateKey, encryptPrivateKey } from './key-encryption.js';
 
 export interface StoredSigningKey {
@@ -49,8 +47,6 @@ export interface KeyRingOptions {
   /** A monotonic clock in milliseconds, for that cooldown. */
   readonly monotonicMs?: () => number;
 }
-
-const utf8 = new TextEncoder();
 
 /** An RFC 7638 SHA-256 thumbprint, as every kid of this gateway is: anything else is not worth a reload. */
 const THUMBPRINT = /^[\w-]{43}$/;
@@ -93,9 +89,7 @@ interface PublishedKey {
  */
 export function createKeyRing(options: KeyRingOptions) {
   const { store, keyEncryptionKey, alg, now } = options;
-  let active:
-    | { kid: string; alg: string; createdAt: Date; privateKey: CryptoKey; header: CompactJWSHeaderParameters }
-    | undefined;
+  let active: { kid: string; alg: string; createdAt: Date; sign: (payload: string) => string } | undefined;
   let published = new Map<string, PublishedKey>();
   /** Reloads may overlap (the change feed, a rotation, an unknown kid); an older read never replaces a newer one. */
   let reloadsStarted = 0;
@@ -161,8 +155,11 @@ export function createKeyRing(options: KeyRingOptions) {
         kid: signing.kid,
         alg: signing.alg,
         createdAt: signing.createdAt,
-        privateKey: await importPKCS8(pem, signing.alg),
-        header: { alg: signing.alg, kid: signing.kid, typ: 'JWT' },
+        sign: createJwsSigner(jwsKey(createPrivateKey(pem), signing.alg, 'private'), {
+          alg: signing.alg,
+          kid: signing.kid,
+          typ: 'JWT',
+        }),
       };
     }
     if (generation < reloadApplied) return;
@@ -265,16 +262,13 @@ export function createKeyRing(options: KeyRingOptions) {
 
     signer: {
       /**
-       * A JWS of the claims (RFC 7519 §7.1). CompactSign rather than SignJWT:
-       * the domain builds and types the claims, and SignJWT's structuredClone
-       * of them was the largest cost of minting after the signature itself.
+       * A JWS of the claims (RFC 7519 §7.1), signed with node:crypto on this
+       * thread. Not jose's SignJWT: the domain builds and types the claims, and
+       * SignJWT's structuredClone of them cost more than anything but the signature.
        */
       async sign(claims: AccessTokenClaims | ConsoleSessionClaims) {
         const key = active!;
-        const token = await new CompactSign(utf8.encode(JSON.stringify(claims)))
-          .setProtectedHeader(key.header)
-          .sign(key.privateKey);
-        return { token, kid: key.kid, alg: key.alg };
+        return { token: key.sign(JSON.stringify(claims)), kid: key.kid, alg: key.alg };
       },
     } satisfies TokenSigner,
   };

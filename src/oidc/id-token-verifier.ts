@@ -1,16 +1,16 @@
-import {
-  createLocalJWKSet,
-  jwtVerify,
-  type CryptoKey,
-  type FlattenedJWSInput,
-  type JSONWebKeySet,
-  type JWSHeaderParameters,
-  type JWTPayload,
-} from 'jose';
+import { createLocalJWKSet, type CryptoKey, type JSONWebKeySet, type JWTPayload } from 'jose';
 import { IdTokenRejected, type IdTokenVerifier, type VerificationCheck } from '../domain/exchange.js';
 import { isJsonObject, type JsonObject } from '../domain/problems.js';
 import type { M2mConfig, M2mConfigType } from '../domain/m2m-config.js';
 import { GatewayError } from '../errors.js';
+import {
+  jwsKey,
+  parseCompactJws,
+  verifiedClaims,
+  verifyCompactJws,
+  type CompactJws,
+  type JwsKey,
+} from '../keys/jws-node-crypto.js';
 import { discoverIssuer, type IssuerMetadata } from './discovery.js';
 import { OutboundError, type HttpsJsonClient } from './https-client.js';
 
@@ -65,7 +65,7 @@ interface IssuerState {
   keysFetchedAt: number;
   keysTtl: number;
   /** The key `keys` picked per `alg` and `kid`: jose's choice depends on nothing else. */
-  picked: Map<string, Map<string, CryptoKey>>;
+  picked: Map<string, Map<string, JwsKey>>;
   lastAttemptAt: number;
   lastError?: GatewayError;
   inflight?: Promise<void>;
@@ -183,6 +183,7 @@ export function createIdTokenVerifier(
   const keySetTtl = options.keySetTtlMs ?? 3_600_000;
   const keyFetchDeadline = options.keyFetchDeadlineMs ?? 10_000;
   const states = new Map<string, IssuerState>();
+  const nodeKeys = new WeakMap<CryptoKey, JwsKey>();
   const clock = () => options.now().getTime();
 
   const stateOf = (issuer: string): IssuerState => {
@@ -257,31 +258,34 @@ export function createIdTokenVerifier(
     return state.inflight;
   }
 
-  /** jose's pick from the issuer's keys; an unknown kid refreshes them once (within the cooldown). */
-  async function pickKey(
-    state: IssuerState,
-    config: M2mConfig,
-    header: JWSHeaderParameters,
-    token: FlattenedJWSInput,
-  ): Promise<CryptoKey> {
+  /**
+   * jose's pick from the issuer's keys (it also imports the key for the
+   * algorithm, which checks its type and curve); an unknown kid refreshes
+   * them once (within the cooldown).
+   */
+  async function pickKey(state: IssuerState, config: M2mConfig, jws: CompactJws): Promise<JwsKey> {
+    const token = { payload: jws.encodedPayload, signature: jws.encodedSignature };
     let keys = state.keys!;
-    let key: CryptoKey;
+    let cryptoKey: CryptoKey;
     try {
-      key = await keys(header, token);
+      cryptoKey = await keys(jws.header, token);
     } catch (error) {
       if ((error as { code?: string }).code !== 'ERR_JWKS_NO_MATCHING_KEY') throw error;
       await refresh(state, config);
       keys = state.keys!;
-      key = await keys(header, token);
+      cryptoKey = await keys(jws.header, token);
     }
-    if (keys === state.keys && typeof header.alg === 'string' && typeof header.kid === 'string') {
-      const byKid = state.picked.get(header.alg) ?? new Map<string, CryptoKey>();
-      state.picked.set(header.alg, byKid.set(header.kid, key));
+    // jose imports a key once per algorithm (a CryptoKey has one), so its KeyObject is made once too.
+    let key = nodeKeys.get(cryptoKey);
+    if (key?.alg !== jws.alg) nodeKeys.set(cryptoKey, (key = jwsKey(cryptoKey, jws.alg, 'public')));
+    if (keys === state.keys && typeof jws.header.kid === 'string') {
+      const byKid = state.picked.get(jws.alg) ?? new Map<string, JwsKey>();
+      state.picked.set(jws.alg, byKid.set(jws.header.kid, key));
     }
     return key;
   }
 
-  async function verify(idToken: string, config: M2mConfig, header: JsonObject): Promise<JWTPayload> {
+  async function verify(idToken: string, config: M2mConfig): Promise<JWTPayload> {
     const state = stateOf(config.issuer);
     if (!state.keys) await refresh(state, config);
     else if (clock() - state.keysFetchedAt > state.keysTtl) {
@@ -295,27 +299,23 @@ export function createIdTokenVerifier(
         state.lastError ?? new GatewayError('UNAVAILABLE', `issuer ${JSON.stringify(config.issuer)} is unavailable`)
       );
 
-    // A key picked before for this alg and kid is handed to jose directly, which skips a key-set lookup per token;
-    // jose still checks the header, the algorithm against `algorithms` and the key against the algorithm.
-    const picked =
-      typeof header.alg === 'string' && typeof header.kid === 'string'
-        ? state.picked.get(header.alg)?.get(header.kid)
-        : undefined;
     // One instant for jose's time checks and ours.
     const now = options.now();
     try {
-      const { payload } = await jwtVerify(
-        idToken,
-        picked ?? ((protectedHeader, token) => pickKey(state, config, protectedHeader, token)),
-        {
-          issuer: config.issuer,
-          audience: config.audience === '' ? undefined : config.audience,
-          algorithms: state.algorithms,
-          clockTolerance: options.clockSkewSeconds,
-          requiredClaims: ['exp'],
-          currentDate: now,
-        },
-      );
+      // jose's order: the header and its algorithm, the key, the signature (node:crypto), the claims (jose).
+      const jws = parseCompactJws(idToken, state.algorithms);
+      const kid = jws.header.kid;
+      const key =
+        (typeof kid === 'string' ? state.picked.get(jws.alg)?.get(kid) : undefined) ??
+        (await pickKey(state, config, jws));
+      verifyCompactJws(jws, key);
+      const payload = verifiedClaims(jws, {
+        issuer: config.issuer,
+        audience: config.audience === '' ? undefined : config.audience,
+        clockTolerance: options.clockSkewSeconds,
+        requiredClaims: ['exp'],
+        currentDate: now,
+      });
       if (typeof payload.iat === 'number' && payload.iat > now.getTime() / 1000 + options.clockSkewSeconds) {
         throw invalid('issued in the future', 'iat');
       }

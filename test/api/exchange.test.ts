@@ -1,3 +1,4 @@
+import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
 import { createLocalJWKSet, decodeProtectedHeader, jwtVerify, SignJWT, type JWTPayload } from 'jose';
 import request from 'supertest';
@@ -95,6 +96,36 @@ describe('POST /v1/auth/m2m/exchange', () => {
       .set('Content-Type', 'application/x-www-form-urlencoded')
       .send(JSON.stringify({ id_token: idToken }))
       .expect(200);
+  });
+
+  it('answers alike whether the route skips the router (a plain body) or not (gzip, a query, a trailing slash)', async () => {
+    const body = async () => JSON.stringify({ idToken: await issuer.sign({ sub: 'ci-bot' }) });
+    const plain = await api()
+      .post('/v1/auth/m2m/exchange')
+      .set('Content-Type', 'application/json')
+      .send(await body());
+    const gzipped = await api()
+      .post('/v1/auth/m2m/exchange')
+      .set('Content-Type', 'application/json')
+      .set('Content-Encoding', 'gzip')
+      .serialize((bytes: Buffer) => bytes as unknown as string)
+      .send(gzipSync(await body()));
+    const query = await api()
+      .post('/v1/auth/m2m/exchange?via=router')
+      .send(await body());
+    const slash = await api()
+      .post('/v1/auth/m2m/exchange/')
+      .send(await body());
+    for (const response of [plain, gzipped, query, slash]) {
+      expect(response.status).toBe(200);
+      expect(Object.keys(response.body)).toEqual(['accessToken']);
+      expect(response.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
+      expect(response.headers['cache-control']).toBe('no-store');
+    }
+    const refused = (path: string) => api().post(path).send({ idToken: 'not-a-jws' }).expect(400);
+    const expected = errorBody(3, 'the ID token is not a compact JWS: not a compact JWS');
+    expect((await refused('/v1/auth/m2m/exchange')).body).toEqual(expected);
+    expect((await refused('/v1/auth/m2m/exchange?via=router')).body).toEqual(expected);
   });
 
   it('mints a token without permissions when only None matches', async () => {
