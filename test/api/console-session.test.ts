@@ -26,9 +26,7 @@ beforeAll(async () => {
   provider = await startFakeOidcProvider(ca);
   gateway = await startTestGateway(
     {
-      UI_OIDC_ISSUER: provider.issuer,
-      UI_OIDC_CLIENT_ID: provider.clientId,
-      UI_OIDC_CLIENT_SECRET: provider.clientSecret,
+      ...ssoSettings(),
     },
     { ca, logger: pino({ level: 'trace' }, { write: (line: string) => void logLines.push(line) }) },
   );
@@ -44,6 +42,23 @@ afterAll(async () => {
   await provider.close();
   await gateway.database.drop();
 });
+
+/** UI_OIDC_* for the fake provider. */
+const ssoSettings = () => ({
+  UI_OIDC_ISSUER: provider.issuer,
+  UI_OIDC_CLIENT_ID: provider.clientId,
+  UI_OIDC_CLIENT_SECRET: provider.clientSecret,
+});
+
+/** Runs `test` against another gateway on the same database and CA, with these settings. */
+async function withGateway(env: Record<string, string>, test: (other: TestGateway) => Promise<void>) {
+  const other = await startTestGateway(env, { ca: gateway.ca, database: gateway.database });
+  try {
+    await test(other);
+  } finally {
+    await other.close();
+  }
+}
 
 /** `name=value` of each Set-Cookie, with its attributes. */
 function setCookies(res: request.Response): Map<string, string> {
@@ -130,8 +145,7 @@ describe('password sign-in', () => {
   });
 
   it('refuses a wrong password with 401, on the same budget of guesses as Basic', async () => {
-    const guesses = await startTestGateway({}, { ca: gateway.ca, database: gateway.database });
-    try {
+    await withGateway({}, async (guesses) => {
       for (let attempt = 0; attempt < 10; attempt += 1) {
         await request(guesses.app)
           .post('/ui/session')
@@ -141,10 +155,9 @@ describe('password sign-in', () => {
       await request(guesses.app).post('/ui/session').send({ password: 'guess' }).expect(429);
       await request(guesses.app).get('/v1/auth/status').set('Authorization', 'Basic YWRtaW46Z3Vlc3M=').expect(429);
       await request(guesses.app).post('/ui/session').send({}).expect(400);
-    } finally {
-      await guesses.close();
-    }
-  });
+    });
+    // Ten deliberately slow password checks (scrypt, 128 MiB): on a busy machine they take longer than jest's default.
+  }, 120_000);
 
   it('lets the session read, and write only with its CSRF token', async () => {
     const { cookie, csrf } = await signIn();
@@ -203,26 +216,22 @@ describe('password sign-in', () => {
 
   it('ends every password session when the admin password changes', async () => {
     const { cookie } = await signIn();
-    const changed = await startTestGateway(
-      { ADMIN_PASSWORD: 'another-admin-password-9876543210' },
-      { ca: gateway.ca, database: gateway.database },
-    );
     try {
-      await request(changed.app).get('/v1/auth/m2m').set('Cookie', cookie).expect(401);
-      await request(changed.app).get('/ui/session').set('Cookie', cookie).expect(200, { signedIn: false, sso: false });
+      await withGateway({ ADMIN_PASSWORD: 'another-admin-password-9876543210' }, async (changed) => {
+        await request(changed.app).get('/v1/auth/m2m').set('Cookie', cookie).expect(401);
+        await request(changed.app)
+          .get('/ui/session')
+          .set('Cookie', cookie)
+          .expect(200, { signedIn: false, sso: false });
+      });
     } finally {
-      await changed.close();
       // Put the test password back for the other tests.
-      await (await startTestGateway({}, { ca: gateway.ca, database: gateway.database })).close();
+      await withGateway({}, async () => undefined);
     }
   });
 
   it('marks the cookie Secure, with the __Host- prefix, when the gateway is not on localhost', async () => {
-    const public_ = await startTestGateway(
-      { GATEWAY_ISSUER: 'https://gateway.example.com' },
-      { ca: gateway.ca, database: gateway.database },
-    );
-    try {
+    await withGateway({ GATEWAY_ISSUER: 'https://gateway.example.com' }, async (public_) => {
       const res = await request(public_.app).post('/ui/session').send({ password: ADMIN_PASSWORD }).expect(200);
       const header = setCookies(res).get('__Host-m2m-session');
       expect(header).toMatch(/; Path=\/; Max-Age=3600; SameSite=Strict; HttpOnly; Secure$/);
@@ -233,19 +242,13 @@ describe('password sign-in', () => {
         .get('/v1/auth/m2m')
         .set('Cookie', `m2m-session=${cookieValue(header)}`)
         .expect(401);
-    } finally {
-      await public_.close();
-    }
+    });
   });
 });
 
 describe('the console under attack from other sites and hosts', () => {
   it('reads only a cookie named exactly so, once: a name another host could set is not ours', async () => {
-    const secure = await startTestGateway(
-      { GATEWAY_ISSUER: 'https://gateway.example.com' },
-      { ca: gateway.ca, database: gateway.database },
-    );
-    try {
+    await withGateway({ GATEWAY_ISSUER: 'https://gateway.example.com' }, async (secure) => {
       const res = await request(secure.app).post('/ui/session').send({ password: ADMIN_PASSWORD }).expect(200);
       const token = cookieValue(setCookies(res).get('__Host-m2m-session'));
       await request(secure.app).get('/v1/auth/m2m').set('Cookie', `__Host-m2m-session=${token}`).expect(200);
@@ -259,34 +262,26 @@ describe('the console under attack from other sites and hosts', () => {
         .set('Cookie', `__Host-m2m-session=${token}; __Host-m2m-session=${token}`)
         .expect(401);
       await request(secure.app).get('/v1/auth/m2m').set('Cookie', ` \t__Host-m2m-session=${token}\t `).expect(200);
-    } finally {
-      await secure.close();
-    }
+    });
   });
 
   it('keeps the single sign-on transaction under the __Host- prefix when the gateway is not on localhost', async () => {
-    const secure = await startTestGateway(
+    await withGateway(
       {
         GATEWAY_ISSUER: 'https://gateway.example.com',
-        UI_OIDC_ISSUER: provider.issuer,
-        UI_OIDC_CLIENT_ID: provider.clientId,
-        UI_OIDC_CLIENT_SECRET: provider.clientSecret,
+        ...ssoSettings(),
       },
-      { ca: gateway.ca, database: gateway.database },
+      async (secure) => {
+        const start = await request(secure.app).get('/ui/sso/start').expect(303);
+        expect(setCookies(start).get('__Host-m2m-sso')).toMatch(
+          /; Path=\/; Max-Age=600; SameSite=Lax; HttpOnly; Secure$/,
+        );
+      },
     );
-    try {
-      const start = await request(secure.app).get('/ui/sso/start').expect(303);
-      expect(setCookies(start).get('__Host-m2m-sso')).toMatch(
-        /; Path=\/; Max-Age=600; SameSite=Lax; HttpOnly; Secure$/,
-      );
-    } finally {
-      await secure.close();
-    }
   });
 
   it("never lets another site spend the admin's password guesses", async () => {
-    const victim = await startTestGateway({}, { ca: gateway.ca, database: gateway.database });
-    try {
+    await withGateway({}, async (victim) => {
       for (let attempt = 0; attempt < 12; attempt += 1) {
         // A hidden form or a no-cors fetch: the browser says where it came from, or cannot send JSON.
         await request(victim.app)
@@ -306,30 +301,23 @@ describe('the console under attack from other sites and hosts', () => {
         .set('Sec-Fetch-Site', 'same-origin')
         .send({ password: ADMIN_PASSWORD })
         .expect(200);
-    } finally {
-      await victim.close();
-    }
+    });
   });
 
   it('never lets another site spend the single sign-on budget', async () => {
-    const victim = await startTestGateway(
+    await withGateway(
       {
-        UI_OIDC_ISSUER: provider.issuer,
-        UI_OIDC_CLIENT_ID: provider.clientId,
-        UI_OIDC_CLIENT_SECRET: provider.clientSecret,
+        ...ssoSettings(),
       },
-      { ca: gateway.ca, database: gateway.database },
+      async (victim) => {
+        for (let attempt = 0; attempt < 31; attempt += 1) {
+          // <img src=…/ui/sso/start> on another site, and callbacks that carry no transaction.
+          await request(victim.app).get('/ui/sso/start').set('Sec-Fetch-Site', 'cross-site').expect(403);
+          await request(victim.app).get('/ui/sso/callback?code=x&state=y').expect(303);
+        }
+        await request(victim.app).get('/ui/sso/start').set('Sec-Fetch-Site', 'none').expect(303);
+      },
     );
-    try {
-      for (let attempt = 0; attempt < 31; attempt += 1) {
-        // <img src=…/ui/sso/start> on another site, and callbacks that carry no transaction.
-        await request(victim.app).get('/ui/sso/start').set('Sec-Fetch-Site', 'cross-site').expect(403);
-        await request(victim.app).get('/ui/sso/callback?code=x&state=y').expect(303);
-      }
-      await request(victim.app).get('/ui/sso/start').set('Sec-Fetch-Site', 'none').expect(303);
-    } finally {
-      await victim.close();
-    }
   });
 });
 
@@ -406,15 +394,12 @@ describe('single sign-on', () => {
   });
 
   it('is not offered without UI_OIDC_*', async () => {
-    const plain = await startTestGateway({}, { ca: gateway.ca, database: gateway.database });
-    try {
+    await withGateway({}, async (plain) => {
       await request(plain.app).get('/ui/session').expect(200, { signedIn: false, sso: false });
       await request(plain.app)
         .get('/ui/sso/start')
         .expect(404, errorBody(5, 'single sign-on is not set up (UI_OIDC_ISSUER)'));
-    } finally {
-      await plain.close();
-    }
+    });
   });
 });
 

@@ -9,6 +9,7 @@ import { SignJWT, exportJWK, generateKeyPair, type JWK, type JWTPayload } from '
 import request from 'supertest';
 import { startFakeIssuer, type FakeIssuer } from '../fixtures/fake-issuer.js';
 import { startTestGateway, trustIssuer, type TestGateway } from '../fixtures/test-gateway.js';
+import { toDer } from '../fixtures/ecdsa-der.js';
 
 const NOW = Math.floor(Date.now() / 1000);
 const SKEW = 30;
@@ -47,18 +48,6 @@ function hmacToken(secret: string | Buffer, alg = 'HS256', payload = claims()) {
   const signingInput = `${b64({ alg, typ: 'JWT', kid: issuerKey('RS256').kid })}.${b64(payload)}`;
   const hash = alg === 'HS512' ? 'sha512' : 'sha256';
   return `${signingInput}.${createHmac(hash, secret).update(signingInput).digest('base64url')}`;
-}
-
-/** Raw r||s ECDSA → ASN.1 DER, the encoding JWS forbids (RFC 7518 §3.4). */
-function toDer(raw: Buffer): Buffer {
-  const integer = (bytes: Buffer) => {
-    let value = bytes;
-    while (value.length > 1 && value[0] === 0 && value[1]! < 0x80) value = value.subarray(1);
-    if (value[0]! >= 0x80) value = Buffer.concat([Buffer.from([0]), value]);
-    return Buffer.concat([Buffer.from([0x02, value.length]), value]);
-  };
-  const body = Buffer.concat([integer(raw.subarray(0, 32)), integer(raw.subarray(32))]);
-  return Buffer.concat([Buffer.from([0x30, body.length]), body]);
 }
 
 type Expected = [status: number, message: string | RegExp];

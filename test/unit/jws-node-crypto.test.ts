@@ -13,6 +13,7 @@ import {
   verifiedClaims,
   verifyCompactJws,
 } from '../../src/keys/jws-node-crypto.js';
+import { toDer } from '../fixtures/ecdsa-der.js';
 
 const ALGS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'] as const;
 type Alg = (typeof ALGS)[number];
@@ -116,20 +117,6 @@ const segments = (jwt: string) => jwt.split('.') as [string, string, string];
 const withSignature = (jwt: string, signature: Buffer | string) =>
   `${segments(jwt).slice(0, 2).join('.')}.${typeof signature === 'string' ? signature : signature.toString('base64url')}`;
 const signatureOf = (jwt: string) => Buffer.from(segments(jwt)[2], 'base64url');
-
-/** Raw r || s → ASN.1 DER, the encoding JWS forbids (RFC 7518 §3.4). */
-function toDer(raw: Buffer): Buffer {
-  const integer = (bytes: Buffer) => {
-    let value = bytes;
-    while (value.length > 1 && value[0] === 0 && value[1]! < 0x80) value = value.subarray(1);
-    if (value[0]! >= 0x80) value = Buffer.concat([Buffer.from([0]), value]);
-    return Buffer.concat([Buffer.from([0x02, value.length]), value]);
-  };
-  const half = raw.length / 2;
-  const body = Buffer.concat([integer(raw.subarray(0, half)), integer(raw.subarray(half))]);
-  const length = body.length < 0x80 ? Buffer.from([body.length]) : Buffer.from([0x81, body.length]);
-  return Buffer.concat([Buffer.from([0x30]), length, body]);
-}
 
 describe('verifying with node:crypto, as jose does', () => {
   it.each(ALGS)('accepts %s signed by jose, and jose accepts it signed by the adapter', async (alg) => {
