@@ -3,7 +3,7 @@ import type { AuditContext } from '../domain/audit.js';
 import { GatewayError, tooManyRequests } from '../errors.js';
 import { grants, type AccessLevel } from '../domain/roles.js';
 import { adminPrincipal, type Principal, type VerifyBearerToken } from '../domain/principal.js';
-import { CSRF_HEADER, isCsrfTokenOf, type SessionCookies } from './session-cookie.js';
+import { CSRF_HEADER, isCsrfTokenOf, startedByAnotherSite, type SessionCookies } from './session-cookie.js';
 
 export type { Principal } from '../domain/principal.js';
 
@@ -132,7 +132,13 @@ export function createAdminGuard(authenticate: Authenticate, sessions: SessionCo
   async function principalOfRequest(req: Request): Promise<Principal | undefined> {
     const authorization = req.get('authorization');
     const session = authorization === undefined ? sessions.tokenOf(req) : undefined;
-    if (session === undefined) return authenticate.header(authorization, req.ip ?? '');
+    if (session === undefined) {
+      // A password another site made the browser send would spend the admin's guesses (docs/security.md).
+      if (/^\s*basic\s/i.test(authorization ?? '') && startedByAnotherSite(req)) {
+        throw new GatewayError('PERMISSION_DENIED', 'a password must not be sent from another site');
+      }
+      return authenticate.header(authorization, req.ip ?? '');
+    }
     if (!SAFE_METHODS.has(req.method) && !isCsrfTokenOf(session, req.get(CSRF_HEADER))) {
       throw new GatewayError('PERMISSION_DENIED', `this request needs the session's ${CSRF_HEADER} header`);
     }

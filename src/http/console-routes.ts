@@ -10,7 +10,13 @@ import type { Authenticate } from './auth.js';
 import { ADMIN_BODY_LIMIT_BYTES } from './limits.js';
 import type { RateLimiter } from './rate-limit.js';
 import { jsonBody } from './request-body.js';
-import { CSRF_HEADER, csrfTokenOf, isCsrfTokenOf, type SessionCookies } from './session-cookie.js';
+import {
+  CSRF_HEADER,
+  csrfTokenOf,
+  isCsrfTokenOf,
+  startedByAnotherSite,
+  type SessionCookies,
+} from './session-cookie.js';
 import type { Exchange } from './token-routes.js';
 
 export interface ConsoleDeps {
@@ -74,17 +80,12 @@ function failureOf(error: unknown): SignInFailure {
 }
 
 /**
- * Fetch Metadata (Sec-Fetch-Site, set by browsers): a sign-in started by
- * another site — a hidden form, an image, a script's no-cors request — is
- * refused before it costs anything, so another site cannot spend the admin's
- * budget of guesses or of single sign-on attempts. Clients that send no such
- * header (curl) are not browsers and are let through.
+ * A sign-in another site started is refused before it costs anything, so that
+ * no other site can spend the admin's budget of guesses or of single sign-on
+ * attempts.
  */
 const fromThisSite: RequestHandler = (req, _res, next) => {
-  const site = req.get('sec-fetch-site');
-  if (site !== undefined && site !== 'same-origin' && site !== 'none') {
-    throw new GatewayError('PERMISSION_DENIED', 'a sign-in must start on this site');
-  }
+  if (startedByAnotherSite(req)) throw new GatewayError('PERMISSION_DENIED', 'a sign-in must start on this site');
   next();
 };
 

@@ -37,6 +37,16 @@ export function isCsrfTokenOf(sessionToken: string, candidate: string | undefine
   return given.length === expected.length && timingSafeEqual(given, expected);
 }
 
+/**
+ * Whether the browser says another site started this request (Fetch Metadata,
+ * `Sec-Fetch-Site`): a hidden form, an image, a script's no-cors request.
+ * Clients that send no such header (curl, roxctl) are not browsers.
+ */
+export function startedByAnotherSite(req: Request): boolean {
+  const site = req.get('sec-fetch-site');
+  return site !== undefined && site !== 'same-origin' && site !== 'none';
+}
+
 const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
 
 /** Whether browsers reach the gateway over TLS: whenever GATEWAY_ISSUER is not plain http on this machine. */

@@ -296,6 +296,14 @@ describe('the console under attack from other sites and hosts', () => {
           .send(JSON.stringify({ password: `guess-${attempt}` }))
           .expect(400, errorBody(3, 'a sign-in is sent as application/json'));
       }
+      // Basic credentials a browser was made to send from another site (a navigation to admin:guess@…) neither.
+      for (let attempt = 0; attempt < 12; attempt += 1) {
+        await request(victim.app)
+          .get('/v1/auth/status')
+          .set('Sec-Fetch-Site', 'cross-site')
+          .set('Authorization', `Basic ${Buffer.from(`admin:guess-${attempt}`).toString('base64')}`)
+          .expect(403, errorBody(7, 'a password must not be sent from another site'));
+      }
       await request(victim.app)
         .post('/ui/session')
         .set('Sec-Fetch-Site', 'same-origin')

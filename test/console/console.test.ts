@@ -185,6 +185,9 @@ describeInBrowser('the admin console in Chromium', () => {
       await page.goto(`${base}/ui/#/sign-in?error=${encodeURIComponent('Sign in at https://evil.example instead')}`);
       await page.getByRole('alert').filter({ hasText: 'Single sign-on failed. Try again.' }).waitFor();
       expect(await page.getByText('evil.example').count()).toBe(0);
+      // Names every object has are no code either.
+      await page.goto(`${base}/ui/#/sign-in?error=constructor`);
+      await page.getByRole('alert').filter({ hasText: 'Single sign-on failed. Try again.' }).waitFor();
     } finally {
       provider.subject = 'alice';
     }
@@ -245,12 +248,25 @@ describeInBrowser('the admin console in Chromium', () => {
       .post('/v1/auth/m2m/exchange')
       .send({ idToken: await github.sign({ sub: 'repo:evil/app:ref:refs/heads/main', aud: 'explain-me' }) })
       .expect(401);
+    // A stranger's unsigned word, with a right-to-left override that would turn a marker after it into "(verified)".
+    const [header, , signature] = (await github.sign({ sub: 'x', aud: 'explain-me' })).split('.');
+    const lie = Buffer.from(
+      JSON.stringify({ iss: github.issuer, aud: 'explain-me', sub: 'root\u202e(deifirev)', exp: 4102444800 }),
+    );
+    await request(gateway.app)
+      .post('/v1/auth/m2m/exchange')
+      .send({ idToken: `${header}.${lie.toString('base64url')}.${signature}` })
+      .expect(401);
 
     await signInWithPassword();
     await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Audit log' }).click();
     await page.getByRole('heading', { level: 1, name: 'Audit log' }).waitFor();
     await page.getByLabel('Config id').fill(id);
     await page.getByRole('button', { name: 'Apply filters' }).click();
+    const forgedCell = page.getByRole('cell').filter({ has: page.locator('bdi', { hasText: 'deifirev' }) });
+    expect(await forgedCell.textContent()).toMatch(/^\(unverified\) root/);
+    // Only the refusal whose token verified kept claims to explain.
+    expect(await page.getByRole('button', { name: /^Explain event / }).count()).toBe(1);
     await page
       .getByRole('button', { name: /^Explain event / })
       .first()

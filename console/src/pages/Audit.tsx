@@ -42,12 +42,13 @@ function ActorOrSubject({ event }: { event: AuditEvent }) {
   if (event.actor !== '') return <>{event.actor}</>;
   const { subject, verified } = event.details;
   if (typeof subject !== 'string') return null;
+  // <bdi> keeps the caller's text from reordering what follows it (a right-to-left override in `sub`).
   return verified === false ? (
     <>
-      {subject} <span class="muted">(unverified)</span>
+      <span class="muted">(unverified)</span> <bdi>{subject}</bdi>
     </>
   ) : (
-    <>{subject}</>
+    <bdi>{subject}</bdi>
   );
 }
 

@@ -45,7 +45,11 @@ export function SignIn({ ssoError }: { ssoError: string }) {
   return (
     <>
       <h1>Sign in</h1>
-      <ErrorAlert message={ssoError === '' ? '' : (SSO_FAILURES[ssoError] ?? SSO_FAILURES.failed!)} />
+      <ErrorAlert
+        message={
+          ssoError === '' ? '' : Object.hasOwn(SSO_FAILURES, ssoError) ? SSO_FAILURES[ssoError]! : SSO_FAILURES.failed!
+        }
+      />
       <form class="stack narrow" onSubmit={submit}>
         <Field label="Password" hint="The gateway's admin password.">
           {(control) => (
