@@ -43,14 +43,13 @@ export class IdTokenRejected extends Error {
 export interface IdTokenVerifier {
   /**
    * Verifies the token against the config's issuer and audience: signature,
-   * `exp`, `nbf`, `iat` (with the clock skew) and `aud`. `header` is its
-   * protected header as decoded to pick the config, which may only help to
-   * find the key; verification trusts nothing in it.
+   * `exp`, `nbf`, `iat` (with the clock skew) and `aud`. It decodes the token
+   * itself: nothing decoded to pick the config is trusted.
    *
    * @returns the verified payload
    * @throws IdTokenRejected, or GatewayError UNAVAILABLE when the issuer's keys cannot be had
    */
-  verify(idToken: string, config: M2mConfig, header: JsonObject): Promise<Readonly<Record<string, unknown>>>;
+  verify(idToken: string, config: M2mConfig): Promise<Readonly<Record<string, unknown>>>;
 }
 
 export interface TokenSigner {
@@ -286,7 +285,7 @@ async function decide(deps: ExchangeDeps, idToken: string, judge: Judge): Promis
   const signatureVerified = () => `verified with key ${JSON.stringify(header.kid ?? null)}`;
   let verified;
   try {
-    verified = await deps.verifier.verify(idToken, config, header);
+    verified = await deps.verifier.verify(idToken, config);
   } catch (error) {
     if (!(error instanceof IdTokenRejected)) {
       if (error instanceof GatewayError) return judge.refuse('signature', error);

@@ -132,8 +132,8 @@ export function withTokenReview(
   reviewToken: (token: string, audience: string) => Promise<void>,
 ): IdTokenVerifier {
   return {
-    async verify(idToken, config, header) {
-      const payload = await verifier.verify(idToken, config, header);
+    async verify(idToken, config) {
+      const payload = await verifier.verify(idToken, config);
       if (config.type === 'KUBE_SERVICE_ACCOUNT') await reviewToken(idToken, config.audience);
       return payload;
     },

@@ -280,12 +280,15 @@ describe('DECLARATIVE_CONFIG_DIR on two replicas of one database', () => {
         async () => (await admin(replica).get(`/v1/auth/m2m/${id}`)).body.config?.tokenExpirationDuration === '20m',
       );
     }
+    const declarativeUpdates = async () =>
+      (await admin(second!).get('/v1/audit?limit=1000').expect(200)).body.events.filter(
+        (event: { action: string; actor: string }) => event.actor === 'declarative' && event.action === 'config.update',
+      );
+    // The writer records the change just after storing it, so the other replica may see the config first.
+    await eventually(async () => (await declarativeUpdates()).length > 0);
     // Both replicas have polled the new files several times by now.
     await new Promise((resolve) => setTimeout(resolve, 500));
-    const updates = (await admin(second!).get('/v1/audit?limit=1000').expect(200)).body.events.filter(
-      (event: { action: string; actor: string }) => event.actor === 'declarative' && event.action === 'config.update',
-    );
-    expect(updates).toHaveLength(1);
+    expect(await declarativeUpdates()).toHaveLength(1);
   });
 });
 
