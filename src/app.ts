@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import express, { type Express, type RequestHandler } from 'express';
+import express, { type Express } from 'express';
+import proxyaddr from 'proxy-addr';
 import { pinoHttp } from 'pino-http';
 import type { Logger } from 'pino';
 import type { Explain } from './domain/explain.js';
@@ -13,7 +14,7 @@ import type { AuditLog } from './db/audit-log.js';
 import { createAuditRoutes } from './http/audit-routes.js';
 import type { DeclarativeStatus } from './declarative/declarative-configs.js';
 import { createDeclarativeRoutes } from './http/declarative-routes.js';
-import { withDirectRoute } from './http/direct-route.js';
+import { withDirectRoute, type PlainHandler } from './http/direct-route.js';
 import { createErrorHandler, type TranslateError } from './http/error-handler.js';
 import { createConsoleRoutes, type ConsoleDeps } from './http/console-routes.js';
 import { createIssuerRoutes } from './http/issuer-routes.js';
@@ -53,27 +54,29 @@ export interface AppDeps {
   readonly console: Omit<ConsoleDeps, 'logger'>;
 }
 
+const EXCHANGE_PATHS: ReadonlySet<string> = new Set(['/oauth2/token', '/v1/auth/m2m/exchange']);
+
 /** The HTTP application; it never listens, so tests can drive it directly. */
 export function createApp(deps: AppDeps): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
   app.set('trust proxy', Array.isArray(deps.trustProxy) ? [...deps.trustProxy] : deps.trustProxy);
+  /** Express's own compiled TRUST_PROXY rule: what `req.ip` applies, for handlers that run without Express. */
+  const trustedProxies = app.get('trust proxy fn') as (address: string, hop: number) => boolean;
 
   // Our own id, never the caller's, so that the audit trail cannot be forged (docs/reference.md §2). No answer is cached.
-  const stamp: RequestHandler = (req, res, next) => {
+  const stamp: PlainHandler = (req, res, next) => {
     req.id = randomUUID();
     res.setHeader('X-Request-Id', req.id);
     res.setHeader('Cache-Control', 'no-store');
     res.once('finish', () => {
       if (res.statusCode !== 429) return;
-      deps.metrics.rateLimited(
-        req.path === '/oauth2/token' || req.path === '/v1/auth/m2m/exchange' ? 'exchange' : 'admin',
-      );
+      deps.metrics.rateLimited(EXCHANGE_PATHS.has(req.url?.split('?')[0] ?? '') ? 'exchange' : 'admin');
     });
     next();
   };
-  const everyRequest: RequestHandler[] = [stamp];
+  const everyRequest: PlainHandler[] = [stamp];
   // One line per request at `info`; below that, not even the per-request child logger is made.
   if (deps.logger.isLevelEnabled('info')) {
     everyRequest.push(
@@ -98,6 +101,7 @@ export function createApp(deps: AppDeps): Express {
     deps.exchange,
     deps.logger,
     deps.exchangeRateLimit > 0 ? createRateLimiter(deps.exchangeRateLimit) : undefined,
+    (req) => proxyaddr(req, trustedProxies),
     deps.translateError,
   );
   app.use(tokenRoutes.routes);

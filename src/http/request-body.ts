@@ -3,17 +3,18 @@ import express, { type Request, type RequestHandler } from 'express';
 import { invalidArgument } from '../errors.js';
 import { hasDuplicateMember } from '../domain/jws.js';
 import { isJsonObject, type JsonObject } from '../domain/problems.js';
+import type { PlainHandler } from './direct-route.js';
 
 /**
  * Reads a body as JSON whatever its Content-Type, as grpc-gateway does (docs/reference.md
  * §2: curl -d sends application/x-www-form-urlencoded). An empty body is `{}`.
  */
-export function jsonBody(limitBytes: number): RequestHandler[] {
+export function jsonBody(limitBytes: number): (RequestHandler | PlainHandler)[] {
   return [express.raw({ type: () => true, limit: limitBytes }), parseJsonBody];
 }
 
 /** The bytes express.raw left in `req.body`, as JSON: jsonBody's second half. */
-export const parseJsonBody: RequestHandler = (req, _res, next) => {
+export const parseJsonBody: PlainHandler = (req, _res, next) => {
   const raw = Buffer.isBuffer(req.body) ? req.body.toString('utf8') : '';
   if (raw.trim() === '') {
     req.body = {};
@@ -52,7 +53,7 @@ export const isPlainBodyWithin =
  * `req.body`. Node's parser ends the body at Content-Length; a client that
  * goes away before is not answered.
  */
-export const readPlainBody: RequestHandler = (req, _res, next) => {
+export const readPlainBody: PlainHandler = (req, _res, next) => {
   const chunks: Buffer[] = [];
   req.on('data', (chunk: Buffer) => chunks.push(chunk));
   req.once('end', () => {

@@ -1,4 +1,5 @@
-import express, { Router, type Request, type RequestHandler } from 'express';
+import type { IncomingMessage } from 'node:http';
+import express, { Router } from 'express';
 import type { Logger } from 'pino';
 import { MAX_ID_TOKEN_BYTES, type Decision } from '../domain/exchange.js';
 import { isJsonObject } from '../domain/problems.js';
@@ -6,11 +7,14 @@ import { invalidArgument, tooManyRequests } from '../errors.js';
 import { createOAuthErrorHandler, OAuthError, type TranslateError } from './error-handler.js';
 import { EXCHANGE_BODY_LIMIT_BYTES } from './limits.js';
 import type { RateLimiter } from './rate-limit.js';
-import type { DirectRoute } from './direct-route.js';
+import type { DirectRoute, PlainHandler } from './direct-route.js';
 import { isPlainBodyWithin, jsonBody, parseJsonBody, readPlainBody, withJsonFieldNames } from './request-body.js';
 import { sendJson } from './json-response.js';
 
-export type Exchange = (idToken: string, req: Request) => Promise<Decision>;
+export type Exchange = (idToken: string, req: IncomingMessage) => Promise<Decision>;
+
+/** The client's address as Express's `req.ip` gives it, under TRUST_PROXY. */
+export type ClientAddress = (req: IncomingMessage) => string;
 
 /** The route's own parameter: present, a string, not too large; the domain takes it from there. */
 function tokenParameter(value: unknown, name: string, fail: (message: string) => Error): string {
@@ -39,11 +43,11 @@ function formParameters(body: unknown): Map<string, string> {
  * endpoints, taken before anything else so that refused requests count too.
  * Without a limit (0) nothing runs, not even the client address lookup.
  */
-const admitClient = (limiter: RateLimiter | undefined): RequestHandler[] =>
+const admitClient = (limiter: RateLimiter | undefined, clientAddress: ClientAddress): PlainHandler[] =>
   limiter
     ? [
         (req, _res, next) => {
-          const wait = limiter.take(req.ip ?? '');
+          const wait = limiter.take(clientAddress(req));
           if (wait > 0) throw tooManyRequests('too many exchanges from this address', wait);
           next();
         },
@@ -62,10 +66,11 @@ export function createTokenRoutes(
   exchange: Exchange,
   logger: Logger,
   limiter: RateLimiter | undefined,
+  clientAddress: ClientAddress,
   translate: TranslateError,
 ): { routes: Router; direct: Omit<DirectRoute, 'onError'> } {
-  const admit = admitClient(limiter);
-  const answerExchange: RequestHandler = async (req, res) => {
+  const admit = admitClient(limiter, clientAddress);
+  const answerExchange: PlainHandler = async (req, res) => {
     const request = withJsonFieldNames(req.body) as Record<string, unknown>;
     const { accessToken } = await exchange(tokenParameter(request.idToken, 'idToken', invalidArgument), req);
     sendJson(res, { accessToken });

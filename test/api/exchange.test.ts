@@ -125,8 +125,13 @@ describe('POST /v1/auth/m2m/exchange', () => {
     }
     const refused = (path: string) => api().post(path).send({ idToken: 'not-a-jws' }).expect(400);
     const expected = errorBody(3, 'the ID token is not a compact JWS: not a compact JWS');
-    expect((await refused('/v1/auth/m2m/exchange')).body).toEqual(expected);
-    expect((await refused('/v1/auth/m2m/exchange?via=router')).body).toEqual(expected);
+    for (const path of ['/v1/auth/m2m/exchange', '/v1/auth/m2m/exchange?via=router']) {
+      const response = await refused(path);
+      expect(response.body).toEqual(expected);
+      expect(response.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
+      expect(response.headers['cache-control']).toBe('no-store');
+      expect(response.headers['content-type']).toBe('application/json; charset=utf-8');
+    }
   });
 
   it('mints a token without permissions when only None matches', async () => {
