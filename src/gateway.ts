@@ -1,4 +1,4 @@
-import { createHash, randomUUID } from 'node:crypto';
+import { hash, randomUUID } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Express } from 'express';
@@ -141,7 +141,8 @@ function reloadingAfterWrites<T extends ConfigStore | RoleStore>(
 }
 
 const text = (value: unknown) => (typeof value === 'string' ? value.slice(0, 2048) : undefined);
-const sha256 = (idToken: string) => createHash('sha256').update(idToken).digest('hex');
+/** One-shot, on every exchange: no Hash object to build (Node ≥ 20.12). */
+const sha256 = (idToken: string) => hash('sha256', idToken, 'hex');
 
 /** Flattened claims kept with a refused exchange, so that it can be explained later; larger sets are left out. */
 const MAX_AUDITED_CLAIMS_BYTES = 8 * 1024;
