@@ -55,6 +55,8 @@ export interface AppDeps {
 }
 
 const EXCHANGE_PATHS: ReadonlySet<string> = new Set(['/oauth2/token', '/v1/auth/m2m/exchange']);
+/** The path Express routed, also of a request line that names the whole URL (RFC 9112 §3.2.2). */
+const pathOf = (url = '/') => new URL(url, 'http://gateway.invalid').pathname;
 
 /** The HTTP application; it never listens, so tests can drive it directly. */
 export function createApp(deps: AppDeps): Express {
@@ -72,7 +74,7 @@ export function createApp(deps: AppDeps): Express {
     res.setHeader('Cache-Control', 'no-store');
     res.once('finish', () => {
       if (res.statusCode !== 429) return;
-      deps.metrics.rateLimited(EXCHANGE_PATHS.has(req.url?.split('?')[0] ?? '') ? 'exchange' : 'admin');
+      deps.metrics.rateLimited(EXCHANGE_PATHS.has(pathOf(req.url)) ? 'exchange' : 'admin');
     });
     next();
   };

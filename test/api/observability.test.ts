@@ -1,3 +1,5 @@
+import { once } from 'node:events';
+import net, { type AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { pino } from 'pino';
 import request from 'supertest';
@@ -58,6 +60,44 @@ describe('GET /metrics', () => {
     expect(text).toContain('m2m_rate_limited_total{endpoint="exchange"} 1');
     expect(text).toContain('process_cpu_user_seconds_total');
     expect(text).toContain('nodejs_eventloop_lag_seconds');
+  });
+});
+
+describe('rate-limit refusals', () => {
+  const refusals = async (endpoint: string) => {
+    const line = (await request(gateway.app).get('/metrics')).text
+      .split('\n')
+      .find((l) => l.startsWith(`m2m_rate_limited_total{endpoint="${endpoint}"} `));
+    return line ? Number(line.split(' ')[1]) : 0;
+  };
+
+  it('are counted as exchanges also when the request line names the whole URL (RFC 9112 §3.2.2)', async () => {
+    const server = gateway.app.listen(0);
+    await once(server, 'listening');
+    try {
+      const { port } = server.address() as AddressInfo;
+      const send = () =>
+        new Promise<string>((resolve, reject) => {
+          let answer = '';
+          net
+            .connect(port, '127.0.0.1')
+            .on('data', (chunk) => (answer += String(chunk)))
+            .on('close', () => resolve(answer.split('\r\n')[0]!))
+            .on('error', reject)
+            .end(
+              'POST http://gateway.example/v1/auth/m2m/exchange HTTP/1.1\r\nHost: gateway.example\r\n' +
+                'Connection: close\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}',
+            );
+        });
+      const [exchangesBefore, adminBefore] = [await refusals('exchange'), await refusals('admin')];
+      let status = '';
+      for (let attempt = 0; attempt < 3 && !status.includes(' 429 '); attempt++) status = await send();
+      expect(status).toBe('HTTP/1.1 429 Too Many Requests');
+      expect(await refusals('exchange')).toBe(exchangesBefore + 1);
+      expect(await refusals('admin')).toBe(adminBefore);
+    } finally {
+      server.close();
+    }
   });
 });
 
