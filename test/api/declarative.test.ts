@@ -319,8 +319,11 @@ describe('DECLARATIVE_CONFIG_DIR mounted from a Kubernetes ConfigMap', () => {
     await eventually(
       async () => (await admin(gateway).get(`/v1/auth/m2m/${id}`)).body.config?.tokenExpirationDuration === '30m',
     );
+    // The admin API reads the database; exchanges read the configs held in memory, reloaded just after the write.
     const idToken = await issuer.sign({ sub: 'release-bot' });
-    await request(gateway.app).post('/v1/auth/m2m/exchange').send({ idToken }).expect(200);
+    await eventually(
+      async () => (await request(gateway.app).post('/v1/auth/m2m/exchange').send({ idToken })).status === 200,
+    );
     expect((await admin(gateway).get('/v1/declarative/status')).body).toMatchObject({ documents: 2, errors: [] });
   });
 });
