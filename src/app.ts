@@ -23,7 +23,7 @@ import type { IssuerHealth } from './oidc/issuer-health.js';
 import { createM2mRoutes } from './http/m2m-routes.js';
 import { createRoleRoutes } from './http/role-routes.js';
 import { createStatusRoutes } from './http/status-routes.js';
-import { createTokenRoutes, type Exchange } from './http/token-routes.js';
+import { EXCHANGE_PATHS, createTokenRoutes, type Exchange } from './http/token-routes.js';
 import { createWellKnownRoutes, type IssuerPublication } from './http/well-known.js';
 
 export interface AppDeps {
@@ -54,7 +54,6 @@ export interface AppDeps {
   readonly console: Omit<ConsoleDeps, 'logger'>;
 }
 
-const EXCHANGE_PATHS: ReadonlySet<string> = new Set(['/oauth2/token', '/v1/auth/m2m/exchange']);
 /** The path Express routed, also of a request line that names the whole URL (RFC 9112 §3.2.2). */
 const pathOf = (url = '/') => new URL(url, 'http://gateway.invalid').pathname;
 

@@ -9,7 +9,7 @@ import type { PlainHandler } from './direct-route.js';
  * Reads a body as JSON whatever its Content-Type, as grpc-gateway does (docs/reference.md
  * §2: curl -d sends application/x-www-form-urlencoded). An empty body is `{}`.
  */
-export function jsonBody(limitBytes: number): (RequestHandler | PlainHandler)[] {
+export function jsonBody(limitBytes: number): RequestHandler[] {
   return [express.raw({ type: () => true, limit: limitBytes }), parseJsonBody];
 }
 

@@ -55,6 +55,9 @@ const admitClient = (limiter: RateLimiter | undefined, clientAddress: ClientAddr
     : [];
 
 const EXCHANGE_PATH = '/v1/auth/m2m/exchange';
+const TOKEN_PATH = '/oauth2/token';
+/** Both exchange endpoints: their refusals are counted apart from the admin API's. */
+export const EXCHANGE_PATHS: ReadonlySet<string> = new Set([EXCHANGE_PATH, TOKEN_PATH]);
 
 /**
  * `POST /v1/auth/m2m/exchange` (StackRox) and `POST /oauth2/token` (RFC 8693),
@@ -77,7 +80,7 @@ export function createTokenRoutes(
   };
   const oauth = Router()
     .post(
-      '/oauth2/token',
+      TOKEN_PATH,
       ...admit,
       (req, _res, next) => {
         if (!req.is('application/x-www-form-urlencoded')) {
