@@ -4,10 +4,11 @@
  * signs an access token with ES256; nothing else.
  *
  * - `jose`: an Express app, jose for both (WebCrypto, on libuv's thread pool);
+ * - `http-jose`: the same on a bare node:http server, without Express;
  * - `node-crypto`: a bare node:http server, node:crypto `verify` and `sign` on
  *   preloaded KeyObjects, synchronously on the main thread.
  *
- * Usage: tsx bench/floor-server.ts <jose|node-crypto> <port> <issuer> <issuer public JWK, JSON>
+ * Usage: tsx bench/floor-server.ts <jose|http-jose|node-crypto> <port> <issuer> <issuer public JWK, JSON>
  */
 import { createPublicKey, generateKeyPairSync, sign, verify, type JsonWebKeyInput, type KeyObject } from 'node:crypto';
 import http from 'node:http';
@@ -20,30 +21,63 @@ const ready = () => process.stdout.write('ready\n');
 // An orderly exit, so that `node --cpu-prof` writes its profile.
 process.once('SIGTERM', () => process.exit(0));
 
-if (kind === 'jose') {
-  const issuerKey = await importJWK(publicJwk, publicJwk.alg);
-  const { privateKey } = await generateKeyPair('ES256');
-  express()
-    .use(express.json())
-    .post('/v1/auth/m2m/exchange', async (req, res) => {
-      try {
-        const { payload } = await jwtVerify(req.body.idToken, issuerKey, { issuer, algorithms: [publicJwk.alg!] });
-        const iat = Math.floor(Date.now() / 1000);
-        const accessToken = await new SignJWT({ sub: payload.sub, iat, exp: iat + 300, roles: ['Analyst'] })
-          .setProtectedHeader({ alg: 'ES256', kid: 'floor', typ: 'JWT' })
-          .sign(privateKey);
-        res.json({ accessToken });
-      } catch {
-        res.status(401).json({ error: 'invalid' });
-      }
+/**
+ * A bare node:http server: the body collected, `exchange` answers it, anything
+ * thrown is a 401. A synchronous `exchange` is answered in the same tick.
+ */
+function serveBare(exchange: (body: string) => string | Promise<string>): void {
+  http
+    .createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      const answer = (json: string) => res.writeHead(200, { 'content-type': 'application/json' }).end(json);
+      const refuse = () => res.writeHead(401, { 'content-type': 'application/json' }).end('{"error":"invalid"}');
+      req.on('data', (chunk: Buffer) => chunks.push(chunk));
+      req.on('end', () => {
+        let result: string | Promise<string>;
+        try {
+          result = exchange(Buffer.concat(chunks).toString());
+        } catch {
+          refuse();
+          return;
+        }
+        if (typeof result === 'string') answer(result);
+        else result.then(answer, refuse);
+      });
     })
     .listen(Number(port), '127.0.0.1', ready);
+}
+
+if (kind === 'jose' || kind === 'http-jose') {
+  const issuerKey = await importJWK(publicJwk, publicJwk.alg);
+  const { privateKey } = await generateKeyPair('ES256');
+  const exchange = async (idToken: unknown) => {
+    const { payload } = await jwtVerify(idToken as string, issuerKey, { issuer, algorithms: [publicJwk.alg!] });
+    const iat = Math.floor(Date.now() / 1000);
+    const accessToken = await new SignJWT({ sub: payload.sub, iat, exp: iat + 300, roles: ['Analyst'] })
+      .setProtectedHeader({ alg: 'ES256', kid: 'floor', typ: 'JWT' })
+      .sign(privateKey);
+    return { accessToken };
+  };
+  if (kind === 'jose') {
+    express()
+      .use(express.json())
+      .post('/v1/auth/m2m/exchange', async (req, res) => {
+        try {
+          res.json(await exchange(req.body.idToken));
+        } catch {
+          res.status(401).json({ error: 'invalid' });
+        }
+      })
+      .listen(Number(port), '127.0.0.1', ready);
+  } else {
+    serveBare(async (body) => JSON.stringify(await exchange((JSON.parse(body) as { idToken: string }).idToken)));
+  }
 } else if (kind === 'node-crypto') {
   if (publicJwk.alg !== 'RS256') throw new Error('the node-crypto floor verifies RS256');
   const issuerKey: KeyObject = createPublicKey({ key: publicJwk as JsonWebKeyInput['key'], format: 'jwk' });
   const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
   const header = Buffer.from(JSON.stringify({ alg: 'ES256', kid: 'floor', typ: 'JWT' })).toString('base64url');
-  const exchange = (body: string): string => {
+  serveBare((body) => {
     const token = (JSON.parse(body) as { idToken: string }).idToken;
     const [encodedHeader, encodedPayload, signature] = token.split('.') as [string, string, string];
     const alg = (JSON.parse(Buffer.from(encodedHeader, 'base64url').toString()) as { alg?: unknown }).alg;
@@ -57,23 +91,7 @@ if (kind === 'jose') {
     const input = `${header}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}`;
     const accessSignature = sign('sha256', Buffer.from(input), { key: privateKey, dsaEncoding: 'ieee-p1363' });
     return JSON.stringify({ accessToken: `${input}.${accessSignature.toString('base64url')}` });
-  };
-  http
-    .createServer((req, res) => {
-      const chunks: Buffer[] = [];
-      req.on('data', (chunk: Buffer) => chunks.push(chunk));
-      req.on('end', () => {
-        let answer: string;
-        try {
-          answer = exchange(Buffer.concat(chunks).toString());
-        } catch {
-          res.writeHead(401, { 'content-type': 'application/json' }).end('{"error":"invalid"}');
-          return;
-        }
-        res.writeHead(200, { 'content-type': 'application/json' }).end(answer);
-      });
-    })
-    .listen(Number(port), '127.0.0.1', ready);
+  });
 } else {
-  throw new Error('floor kind: jose or node-crypto');
+  throw new Error('floor kind: jose, http-jose or node-crypto');
 }

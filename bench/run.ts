@@ -1,6 +1,6 @@
 /**
- * `npm run bench`: the gateway against two floors (bench/floor-server.ts: jose,
- * and node:crypto), each in its own process, driven by autocannon from this one
+ * `npm run bench`: the gateway against three floors (bench/floor-server.ts:
+ * Express + jose, node:http + jose, node:http + node:crypto), each in its own process, driven by autocannon from this one
  * with the same pool of distinct RS256 ID tokens. See docs/performance.md.
  *
  * Options: --duration <s> (10), --connections <n> (32), --replicas 2 (also
@@ -207,10 +207,14 @@ async function compare(servers: readonly Target[]): Promise<Result[]> {
 const ms = (value: number) => `${value.toFixed(1)} ms`;
 const ratio = (r: Result, floor: Result | undefined) =>
   floor ? `${(r.rps / floor.rps).toFixed(2)}× rps, p99 ×${(r.p99 / floor.p99).toFixed(2)}` : '—';
-const row = (name: string, r: Result, floor?: Result, nodeFloor?: Result) =>
-  `| ${name} | ${r.rps.toFixed(0)} | ${ms(r.p50)} | ${ms(r.p99)} | ${r.errors} | ${r.cpuMsPerRequest?.toFixed(3) ?? '—'} ms | ${ratio(r, floor)} | ${ratio(r, nodeFloor)} |`;
-const JOSE_FLOOR = 'floor: Express, jose verify + sign';
-const NODE_FLOOR = 'floor: node:http, node:crypto verify + sign';
+/** A table row; `floors` are the three floors measured beside it (Express + jose, node:http + jose, node:crypto). */
+const row = (name: string, r: Result, floors: readonly (Result | undefined)[] = []) =>
+  `| ${name} | ${r.rps.toFixed(0)} | ${ms(r.p50)} | ${ms(r.p99)} | ${r.errors} | ${r.cpuMsPerRequest?.toFixed(3) ?? '—'} ms | ${[0, 1, 2].map((i) => ratio(r, floors[i])).join(' | ')} |`;
+const FLOORS = [
+  { kind: 'jose', name: 'floor: Express, jose verify + sign' },
+  { kind: 'http-jose', name: 'floor: node:http, jose verify + sign' },
+  { kind: 'node-crypto', name: 'floor: node:http, node:crypto verify + sign' },
+] as const;
 
 async function metric(url: string, name: string): Promise<number> {
   const text = await (await fetch(`${url}/metrics`)).text();
@@ -257,7 +261,7 @@ async function main(): Promise<void> {
       ),
     );
 
-    const startFloor = async (kind: 'jose' | 'node-crypto') => {
+    const startFloor = async (kind: (typeof FLOORS)[number]['kind']) => {
       const port = await freePort();
       const floor = await startProcess(
         'node',
@@ -276,8 +280,8 @@ async function main(): Promise<void> {
       children.push(floor);
       return { process: floor, url: `http://127.0.0.1:${port}` };
     };
-    const joseFloor = await startFloor('jose');
-    const nodeFloor = await startFloor('node-crypto');
+    const floors = [];
+    for (const { kind } of FLOORS) floors.push(await startFloor(kind));
 
     const startGateway = async (main = 'dist/src/main.js') => {
       const port = await freePort();
@@ -346,38 +350,36 @@ async function main(): Promise<void> {
     };
     if (args.only === 'password-storm') return await passwordStorm();
 
-    say(`\nwarming up all three (5 s each)…`);
-    await drive(joseFloor.url, tokens, { duration: 5 });
-    await drive(nodeFloor.url, tokens, { duration: 5 });
-    await drive(gatewayUrl, tokens, { duration: 5 });
+    say(`\nwarming up the floors and the gateway (5 s each)…`);
+    for (const { url } of [...floors, { url: gatewayUrl }]) await drive(url, tokens, { duration: 5 });
 
-    const floorTargets = [
-      target(joseFloor.process, joseFloor.url, tokens),
-      target(nodeFloor.process, nodeFloor.url, tokens),
-    ];
+    const floorTargets = floors.map((floor) => target(floor.process, floor.url, tokens));
     const gatewayTarget = target(gatewayProcess, gatewayUrl, tokens);
     const baseline =
       args.baseline === undefined ? undefined : await startGateway(path.resolve(args.baseline, 'dist/src/main.js'));
     if (baseline) await drive(baseline.url, tokens, { duration: 5 });
     const baselineTargets = baseline ? [target(baseline.process, baseline.url, tokens)] : [];
-    /** Both floors and the gateway (and the baseline), in alternating rounds; one table block. */
+    /** The floors and the gateway (and the baseline), in alternating rounds; one table block. */
     const measure = async (name: string) => {
-      const [jose, node, gateway, before] = await compare([...floorTargets, gatewayTarget, ...baselineTargets]);
-      say(row(JOSE_FLOOR, jose!));
-      say(row(NODE_FLOOR, node!));
-      say(row(name, gateway!, jose, node));
+      const results = await compare([...floorTargets, gatewayTarget, ...baselineTargets]);
+      const floorResults = results.slice(0, FLOORS.length);
+      const [gateway, before] = results.slice(FLOORS.length);
+      FLOORS.forEach((floor, i) => say(row(floor.name, floorResults[i]!)));
+      say(row(name, gateway!, floorResults));
       if (before) {
-        say(row(`baseline (${args.baseline}), ${name.replace(/^gateway, /, '')}`, before, jose, node));
+        say(row(`baseline (${args.baseline}), ${name.replace(/^gateway, /, '')}`, before, floorResults));
         say(
-          `| this gateway / baseline | ${(gateway!.rps / before.rps).toFixed(2)}× | | | | ${(gateway!.cpuMsPerRequest! / before.cpuMsPerRequest!).toFixed(2)}× | | |`,
+          `| this gateway / baseline | ${(gateway!.rps / before.rps).toFixed(2)}× | | | | ${(gateway!.cpuMsPerRequest! / before.cpuMsPerRequest!).toFixed(2)}× | | | |`,
         );
       }
       return gateway!;
     };
     say(`\n${CONNECTIONS} connections, ${TOKENS} distinct RS256 ID tokens; each row ${DURATION} s in 2 s rounds,`);
-    say('alternating with the two floor rows above it\n');
-    say('| server | requests/s | p50 | p99 | errors | CPU per request | / jose floor | / node:crypto floor |');
-    say('|---|---|---|---|---|---|---|---|');
+    say('alternating with the three floor rows above it\n');
+    say(
+      '| server | requests/s | p50 | p99 | errors | CPU per request | / Express + jose floor | / node:http + jose floor | / node:crypto floor |',
+    );
+    say('|---|---|---|---|---|---|---|---|---|');
     const jwksBefore = issuer.requests.filter((p) => p === '/jwks').length;
     const batchesBefore = await metric(gatewayUrl, 'm2m_audit_batches_written_total');
     const dbBefore = await databaseActivity(database.url);
@@ -468,7 +470,8 @@ async function main(): Promise<void> {
       const [one, two] = await compare([gatewayTarget, pair]);
       say('\n| gateway processes, one database | requests/s | p50 | p99 | errors | CPU per request | scaling |');
       say('|---|---|---|---|---|---|---|');
-      const scaling = (name: string, r: Result, scale: string) => row(name, r).replace(/\| — \| — \|$/, `| ${scale} |`);
+      const scaling = (name: string, r: Result, scale: string) =>
+        row(name, r).replace(/\| — \| — \| — \|$/, `| ${scale} |`);
       say(scaling('one', one!, '—'));
       say(scaling('two, half the connections each', two!, `${((100 * two!.rps) / one!.rps).toFixed(1)} % of one`));
     }
