@@ -5,8 +5,9 @@
  *
  * Options: --duration <s> (10), --connections <n> (32), --replicas 2 (also
  * measure two gateway processes on one database), --quick (skip the 100 000
- * exchange memory run), --profile (write a CPU profile of each gateway
- * process into bench/profiles/, for `node --cpu-prof` analysis),
+ * exchange memory run), --profile (write a CPU profile of the gateway and
+ * each floor into bench/profiles/, and account for their main threads' time
+ * per request: sign, verify, socket write, GC, the rest),
  * --only password-storm (only the exchanges-under-a-password-storm rows),
  * --only exchange (only the first table row, one config, with its floors),
  * --baseline <dir> (also measure the gateway built in another checkout, e.g.
@@ -16,7 +17,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createPublicKey, type JsonWebKeyInput } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
+import { once } from 'node:events';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -104,10 +106,11 @@ interface Run {
   readonly latencies: number[];
 }
 
-/** utime + stime of a process, in ms (Linux /proc; clock ticks of 10 ms). */
-function cpuMs(pid: number | undefined): number {
+/** utime + stime of a process, or of its main thread alone, in ms (Linux /proc; clock ticks of 10 ms). */
+function cpuMs(pid: number | undefined, mainThread = false): number {
   try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    const stat = mainThread ? `/proc/${pid}/task/${pid}/stat` : `/proc/${pid}/stat`;
+    const fields = readFileSync(stat, 'utf8').split(') ')[1]!.split(' ');
     return (Number(fields[11]) + Number(fields[12])) * 10;
   } catch {
     return NaN;
@@ -162,9 +165,32 @@ interface Target {
   drive(seconds: number): Promise<Run>;
 }
 
+/** A measured load on one process: when (CLOCK_MONOTONIC, µs, the clock of V8's CPU profiles) and what it served. */
+interface LoadWindow {
+  readonly fromUs: number;
+  readonly toUs: number;
+  readonly requests: number;
+  readonly mainThreadCpuMs: number;
+}
+/** Per server process, the rounds it was measured in: its CPU profile is read for those alone (--profile). */
+const loadWindows = new Map<number, LoadWindow[]>();
+const monotonicUs = () => Number(process.hrtime.bigint() / 1000n);
+
 const target = (server: ChildProcess, url: string, tokens: string[]): Target => ({
   pids: [server.pid],
-  drive: (seconds) => drive(url, tokens, { duration: seconds }),
+  drive: async (seconds) => {
+    const fromUs = monotonicUs();
+    const cpuBefore = cpuMs(server.pid, true);
+    const run = await drive(url, tokens, { duration: seconds });
+    const window = {
+      fromUs,
+      toUs: monotonicUs(),
+      requests: run.requests,
+      mainThreadCpuMs: cpuMs(server.pid, true) - cpuBefore,
+    };
+    loadWindows.set(server.pid!, [...(loadWindows.get(server.pid!) ?? []), window]);
+    return run;
+  },
 });
 
 const sumCpuMs = (pids: Target['pids']) => pids.reduce<number>((sum, pid) => sum + cpuMs(pid), 0);
@@ -239,6 +265,13 @@ async function databaseActivity(databaseUrl: string) {
 }
 
 async function main(): Promise<void> {
+  /** The gateway and the floors, for the CPU profile account. */
+  const profiled: { name: string; pid: number }[] = [];
+  await measureAll(profiled);
+  if (args.profile) await printProfileAccount(profiled);
+}
+
+async function measureAll(profiled: { name: string; pid: number }[]): Promise<void> {
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'm2m-gateway-bench-'));
   const children: ChildProcess[] = [];
   const database = await startEmbeddedPostgres(dataDir, pino({ level: 'silent' }));
@@ -266,6 +299,7 @@ async function main(): Promise<void> {
       const floor = await startProcess(
         'node',
         [
+          ...(args.profile ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve('bench/profiles')}`] : []),
           '--import',
           'tsx',
           'bench/floor-server.ts',
@@ -280,7 +314,7 @@ async function main(): Promise<void> {
       children.push(floor);
       return { process: floor, url: `http://127.0.0.1:${port}` };
     };
-    const floors = [];
+    const floors: Awaited<ReturnType<typeof startFloor>>[] = [];
     for (const { kind } of FLOORS) floors.push(await startFloor(kind));
 
     const startGateway = async (main = 'dist/src/main.js') => {
@@ -355,6 +389,10 @@ async function main(): Promise<void> {
 
     const floorTargets = floors.map((floor) => target(floor.process, floor.url, tokens));
     const gatewayTarget = target(gatewayProcess, gatewayUrl, tokens);
+    profiled.push(
+      { name: 'gateway', pid: gatewayProcess.pid! },
+      ...FLOORS.map(({ name }, i) => ({ name: name.replace(/^floor: /, ''), pid: floors[i]!.process.pid! })),
+    );
     const baseline =
       args.baseline === undefined ? undefined : await startGateway(path.resolve(args.baseline, 'dist/src/main.js'));
     if (baseline) await drive(baseline.url, tokens, { duration: 5 });
@@ -477,6 +515,9 @@ async function main(): Promise<void> {
     }
   } finally {
     for (const child of children) child.kill('SIGTERM');
+    // Each writes its CPU profile (--profile) as it exits.
+    const running = children.filter((child) => child.exitCode === null && child.signalCode === null);
+    await Promise.all(running.map((child) => once(child, 'exit')));
     await issuer.close();
     await sleep(500);
     await database.stop();
@@ -612,6 +653,19 @@ function measureMappings(print: (line: string) => void, gateway: Result): void {
   );
 }
 
+/**
+ * As many calls in flight as the bench has connections: one at a time would
+ * time the hand-off to a crypto thread and back, not what a busy gateway does.
+ */
+const IN_FLIGHT = 32;
+
+/** `count` calls of `work`, IN_FLIGHT at a time: calls per second. */
+async function callsPerSecond(count: number, work: () => Promise<unknown>): Promise<number> {
+  const started = performance.now();
+  for (let done = 0; done < count; done += IN_FLIGHT) await Promise.all(Array.from({ length: IN_FLIGHT }, work));
+  return (count / (performance.now() - started)) * 1000;
+}
+
 /** The minted-token path alone (claims + sign with the key ring) against raw jose signing. */
 async function measureSigning(print: (line: string) => void): Promise<void> {
   const rows: StoredSigningKey[] = [];
@@ -635,11 +689,7 @@ async function measureSigning(print: (line: string) => void): Promise<void> {
     ['repository', ['octo-org/app']],
   ]);
   const N = 20_000;
-  const time = async (work: () => Promise<unknown>) => {
-    const started = performance.now();
-    for (let i = 0; i < N; i++) await work();
-    return (N / (performance.now() - started)) * 1000;
-  };
+  const time = (work: () => Promise<unknown>) => callsPerSecond(N, work);
   const mint = () =>
     keyRing.signer.sign(
       buildAccessTokenClaims({
@@ -663,7 +713,7 @@ async function measureSigning(print: (line: string) => void): Promise<void> {
   const gatewaySigns = await time(mint);
   const joseSigns = await time(raw);
   print(
-    `\nsigning alone (${N} tokens, one core): gateway mint ${gatewaySigns.toFixed(0)}/s, raw jose ${joseSigns.toFixed(0)}/s (${((100 * gatewaySigns) / joseSigns).toFixed(1)} %)`,
+    `\nsigning alone (${N} tokens, ${IN_FLIGHT} at a time): gateway mint ${gatewaySigns.toFixed(0)}/s, raw jose ${joseSigns.toFixed(0)}/s (${((100 * gatewaySigns) / joseSigns).toFixed(1)} %)`,
   );
 }
 
@@ -679,15 +729,13 @@ async function measureVerification(
   const nodeKey = jwsKey(createPublicKey({ key: jwk as JsonWebKeyInput['key'], format: 'jwk' }), alg, 'public');
   const options = { issuer, clockTolerance: 30, requiredClaims: ['exp'] };
   const N = 20_000;
-  const time = async (verify: (token: string) => unknown) => {
-    const started = performance.now();
-    for (let i = 0; i < N; i++) await verify(tokens[i % tokens.length]!);
-    return ((performance.now() - started) * 1000) / N;
-  };
+  let next = 0;
+  const time = async (verify: (token: string) => unknown) =>
+    1e6 / (await callsPerSecond(N, async () => verify(tokens[next++ % tokens.length]!)));
   const withJose = (token: string) => jwtVerify(token, joseKey, { ...options, algorithms: [alg] });
-  const withNode = (token: string) => {
+  const withNode = async (token: string) => {
     const jws = parseCompactJws(token, [alg]);
-    verifyCompactJws(jws, nodeKey);
+    await verifyCompactJws(jws, nodeKey);
     return verifiedClaims(jws, options);
   };
   await time(withJose);
@@ -695,8 +743,96 @@ async function measureVerification(
   const jose = await time(withJose);
   const node = await time(withNode);
   print(
-    `\nverifying alone (${N} ${alg} tokens, one after another): jose jwtVerify ${jose.toFixed(1)} µs, node:crypto adapter ${node.toFixed(1)} µs per token`,
+    `\nverifying alone (${N} ${alg} tokens, ${IN_FLIGHT} at a time): jose jwtVerify ${jose.toFixed(1)} µs, node:crypto adapter ${node.toFixed(1)} µs per token`,
   );
+}
+
+interface CpuProfile {
+  readonly nodes: readonly {
+    readonly id: number;
+    readonly callFrame: { readonly functionName: string; readonly url: string };
+  }[];
+  /** CLOCK_MONOTONIC, µs. */
+  readonly startTime: number;
+  readonly samples: readonly number[];
+  readonly timeDeltas: readonly number[];
+}
+
+/** The calls every server makes, by the function the profile charges them to; the rest is what each adds. */
+const PROFILE_PARTS: readonly (readonly [string, (frame: CpuProfile['nodes'][number]['callFrame']) => boolean])[] = [
+  ['ES256 sign', (frame) => frame.functionName === 'signOneShot'],
+  ['RS256 verify', (frame) => frame.functionName === 'verifyOneShot'],
+  [
+    'socket write of the answer',
+    (frame) => frame.url === '' && /^write(v|Buffer|Utf8String|Latin1String)$/.test(frame.functionName),
+  ],
+  ['garbage collection', (frame) => frame.functionName === '(garbage collector)'],
+];
+const REST = 'everything else';
+/**
+ * The main thread's CPU time by the kernel's count. A profile samples wall
+ * time: a call the thread was preempted in is charged the wait, so its parts
+ * can add up to more than this.
+ */
+const MAIN_THREAD_CPU = 'main thread CPU (/proc)';
+
+/**
+ * µs of the main thread per request served, from the process's CPU profile:
+ * only the samples taken in the rounds it was measured in, idle left out.
+ */
+async function profileAccount(pid: number): Promise<Map<string, number> | undefined> {
+  const directory = path.resolve('bench/profiles');
+  const file = (await readdir(directory)).find((name) => name.includes(`.${pid}.0.`) && name.endsWith('.cpuprofile'));
+  const windows = loadWindows.get(pid);
+  if (!file || !windows) return undefined;
+  const profile = JSON.parse(await readFile(path.join(directory, file), 'utf8')) as CpuProfile;
+  const partOf = new Map(
+    profile.nodes.map(({ id, callFrame }) => [
+      id,
+      callFrame.functionName === '(idle)'
+        ? undefined
+        : (PROFILE_PARTS.find(([, matches]) => matches(callFrame))?.[0] ?? REST),
+    ]),
+  );
+  const selfUs = new Map<string, number>();
+  let at = profile.startTime;
+  profile.samples.forEach((sample, i) => {
+    at += profile.timeDeltas[i]!;
+    const part = partOf.get(sample);
+    if (part && windows.some(({ fromUs, toUs }) => at >= fromUs && at <= toUs)) {
+      selfUs.set(part, (selfUs.get(part) ?? 0) + profile.timeDeltas[i]!);
+    }
+  });
+  const requests = windows.reduce((sum, window) => sum + window.requests, 0);
+  const cpuUs = windows.reduce((sum, window) => sum + window.mainThreadCpuMs * 1000, 0);
+  selfUs.set(MAIN_THREAD_CPU, cpuUs);
+  return new Map(
+    [...PROFILE_PARTS.map(([part]) => part), REST, MAIN_THREAD_CPU].map((part) => [
+      part,
+      (selfUs.get(part) ?? 0) / requests,
+    ]),
+  );
+}
+
+/** The gateway's main thread against the floors', per request: where the difference is spent. */
+async function printProfileAccount(profiled: readonly { name: string; pid: number }[]): Promise<void> {
+  const accounts = await Promise.all(profiled.map(({ pid }) => profileAccount(pid)));
+  if (accounts.some((account) => account === undefined)) {
+    say('\nno CPU profile to account for');
+    return;
+  }
+  const cell = (us: number) => us.toFixed(1);
+  say('\nmain thread, µs per request in the measured rounds (CPU profiles, idle left out):\n');
+  say(`| | ${profiled.map(({ name }) => name).join(' | ')} |`);
+  say(`|---|${profiled.map(() => '---|').join('')}`);
+  for (const part of [...PROFILE_PARTS.map(([name]) => name), REST]) {
+    say(`| ${part} | ${accounts.map((account) => cell(account!.get(part)!)).join(' | ')} |`);
+  }
+  const all = accounts.map((account) =>
+    [...account!].reduce((sum, [part, us]) => (part === MAIN_THREAD_CPU ? sum : sum + us), 0),
+  );
+  say(`| all | ${all.map(cell).join(' | ')} |`);
+  say(`| ${MAIN_THREAD_CPU} | ${accounts.map((account) => cell(account!.get(MAIN_THREAD_CPU)!)).join(' | ')} |`);
 }
 
 await main();
