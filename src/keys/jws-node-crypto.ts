@@ -1,13 +1,15 @@
-import { KeyObject, constants, sign, verify } from 'node:crypto';
+import { KeyObject, constants } from 'node:crypto';
 import { UnsecuredJWT, errors, type CryptoKey, type JWTClaimVerificationOptions, type JWTPayload } from 'jose';
+import { CryptoThreadError, createCryptoThreads, type SignatureOptions } from './crypto-threads.js';
 
 /**
  * Compact JWS (RFC 7515 §7.1) signed and verified with node:crypto on
- * KeyObjects, synchronously on the calling thread. jose's WebCrypto path
- * costs about four times as much per token and queues on libuv's thread pool.
- * jose still imports keys and picks them from key sets; this module repeats
- * what its `jwtVerify` checks of the header, in the same order and with the
- * same error classes, and hands the claims to jose.
+ * KeyObjects, on threads of their own beside the main thread that serves
+ * HTTP (src/keys/crypto-threads.ts). jose's WebCrypto path costs about four
+ * times as much per token and queues on libuv's thread pool. jose still
+ * imports keys and picks them from key sets; this module repeats what its
+ * `jwtVerify` checks of the header, in the same order and with the same error
+ * classes, and hands the claims to jose.
  */
 
 interface Algorithm {
@@ -170,21 +172,25 @@ export function parseCompactJws(token: string, algorithms: readonly string[]): C
   };
 }
 
-const signatureOptions = (algorithm: Algorithm, key: KeyObject) =>
+const signatureOptions = (algorithm: Algorithm): SignatureOptions | undefined =>
   algorithm.saltLength !== undefined
-    ? { key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: algorithm.saltLength }
+    ? { padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: algorithm.saltLength }
     : algorithm.keyType === 'ec'
-      ? { key, dsaEncoding: 'ieee-p1363' as const }
-      : key;
+      ? { dsaEncoding: 'ieee-p1363' }
+      : undefined;
+
+/** The process's crypto thread, started at the first signature; idle, it keeps nothing alive. */
+const threads = createCryptoThreads();
 
 /**
  * Checks the signature of a parsed JWS with a key of its algorithm, then
  * refuses an unencoded payload as jose's `jwtVerify` does: after the
  * signature (RFC 7519 §7.2 wants the payload base64url-encoded).
  *
- * @throws jose's JWSSignatureVerificationFailed or JWTInvalid; TypeError when the key is of another algorithm
+ * @throws jose's JWSSignatureVerificationFailed or JWTInvalid; TypeError when the key is of another algorithm;
+ *   CryptoThreadError when the threads that verify are not there
  */
-export function verifyCompactJws(jws: CompactJws, key: JwsKey): void {
+export async function verifyCompactJws(jws: CompactJws, key: JwsKey): Promise<void> {
   if (key.alg !== jws.alg || key.type !== 'public') throw new TypeError(`the key is not a public ${jws.alg} key`);
   const algorithm = ALGORITHMS.get(jws.alg)!;
   if (!BASE64URL.test(jws.encodedPayload)) throw new errors.JWSInvalid('The payload is not a valid base64url string');
@@ -195,9 +201,16 @@ export function verifyCompactJws(jws: CompactJws, key: JwsKey): void {
   }
   let verified: boolean;
   try {
-    const signed = Buffer.from(jws.signingInput, 'latin1');
-    verified = verify(algorithm.hash, signed, signatureOptions(algorithm, key.key), signature);
+    verified = await threads.verify(
+      algorithm.hash,
+      jws.signingInput,
+      key.key,
+      jws.encodedSignature,
+      signatureOptions(algorithm),
+    );
   } catch (cause) {
+    // A thread that stopped says nothing of the token: that is the gateway's fault, not a bad signature.
+    if (cause instanceof CryptoThreadError) throw cause;
     throw new errors.JWSSignatureVerificationFailed(undefined, { cause });
   }
   if (!verified) throw new errors.JWSSignatureVerificationFailed();
@@ -228,14 +241,14 @@ export function verifiedClaims(jws: CompactJws, options: JWTClaimVerificationOpt
 export function createJwsSigner(
   key: JwsKey,
   header: { readonly alg: string; readonly [name: string]: unknown },
-): (payload: string) => string {
+): (payload: string) => Promise<string> {
   if (key.type !== 'private' || key.alg !== header.alg)
     throw new TypeError(`the key is not a private ${header.alg} key`);
   const algorithm = ALGORITHMS.get(key.alg)!;
-  const options = signatureOptions(algorithm, key.key);
+  const options = signatureOptions(algorithm);
   const encodedHeader = Buffer.from(JSON.stringify(header)).toString('base64url');
-  return (payload) => {
+  return async (payload) => {
     const input = `${encodedHeader}.${Buffer.from(payload).toString('base64url')}`;
-    return `${input}.${sign(algorithm.hash, Buffer.from(input, 'latin1'), options).toString('base64url')}`;
+    return `${input}.${await threads.sign(algorithm.hash, input, key.key, options)}`;
   };
 }

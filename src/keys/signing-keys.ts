@@ -89,7 +89,7 @@ interface PublishedKey {
  */
 export function createKeyRing(options: KeyRingOptions) {
   const { store, keyEncryptionKey, alg, now } = options;
-  let active: { kid: string; alg: string; createdAt: Date; sign: (payload: string) => string } | undefined;
+  let active: { kid: string; alg: string; createdAt: Date; sign: (payload: string) => Promise<string> } | undefined;
   let published = new Map<string, PublishedKey>();
   /** Reloads may overlap (the change feed, a rotation, an unknown kid); an older read never replaces a newer one. */
   let reloadsStarted = 0;
@@ -262,13 +262,13 @@ export function createKeyRing(options: KeyRingOptions) {
 
     signer: {
       /**
-       * A JWS of the claims (RFC 7519 §7.1), signed with node:crypto on this
-       * thread. Not jose's SignJWT: the domain builds and types the claims, and
+       * A JWS of the claims (RFC 7519 §7.1), signed with node:crypto on libuv's
+       * thread pool. Not jose's SignJWT: the domain builds and types the claims, and
        * SignJWT's structuredClone of them cost more than anything but the signature.
        */
       async sign(claims: AccessTokenClaims | ConsoleSessionClaims) {
         const key = active!;
-        return { token: key.sign(JSON.stringify(claims)), kid: key.kid, alg: key.alg };
+        return { token: await key.sign(JSON.stringify(claims)), kid: key.kid, alg: key.alg };
       },
     } satisfies TokenSigner,
   };

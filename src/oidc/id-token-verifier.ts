@@ -308,7 +308,7 @@ export function createIdTokenVerifier(
       const key =
         (typeof kid === 'string' ? state.picked.get(jws.alg)?.get(kid) : undefined) ??
         (await pickKey(state, config, jws));
-      verifyCompactJws(jws, key);
+      await verifyCompactJws(jws, key);
       const payload = verifiedClaims(jws, {
         issuer: config.issuer,
         audience: config.audience === '' ? undefined : config.audience,
