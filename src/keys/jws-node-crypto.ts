@@ -4,7 +4,7 @@ import { CryptoThreadError, createCryptoThreads, type SignatureOptions } from '.
 
 /**
  * Compact JWS (RFC 7515 §7.1) signed and verified with node:crypto on
- * KeyObjects, on threads of their own beside the main thread that serves
+ * KeyObjects, on a thread of their own beside the main thread that serves
  * HTTP (src/keys/crypto-threads.ts). jose's WebCrypto path costs about four
  * times as much per token and queues on libuv's thread pool. jose still
  * imports keys and picks them from key sets; this module repeats what its
@@ -188,7 +188,7 @@ const threads = createCryptoThreads();
  * signature (RFC 7519 §7.2 wants the payload base64url-encoded).
  *
  * @throws jose's JWSSignatureVerificationFailed or JWTInvalid; TypeError when the key is of another algorithm;
- *   CryptoThreadError when the threads that verify are not there
+ *   CryptoThreadError when the thread that verifies is not there
  */
 export async function verifyCompactJws(jws: CompactJws, key: JwsKey): Promise<void> {
   if (key.alg !== jws.alg || key.type !== 'public') throw new TypeError(`the key is not a public ${jws.alg} key`);
