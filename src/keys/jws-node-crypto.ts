@@ -1,11 +1,11 @@
 import { KeyObject, constants } from 'node:crypto';
 import { UnsecuredJWT, errors, type CryptoKey, type JWTClaimVerificationOptions, type JWTPayload } from 'jose';
-import { CryptoThreadError, createCryptoThreads, type SignatureOptions } from './crypto-threads.js';
+import { CryptoThreadError, createCryptoThread, type SignatureOptions } from './crypto-thread.js';
 
 /**
  * Compact JWS (RFC 7515 §7.1) signed and verified with node:crypto on
  * KeyObjects, on a thread of their own beside the main thread that serves
- * HTTP (src/keys/crypto-threads.ts). jose's WebCrypto path costs about four
+ * HTTP (src/keys/crypto-thread.ts). jose's WebCrypto path costs about four
  * times as much per token and queues on libuv's thread pool. jose still
  * imports keys and picks them from key sets; this module repeats what its
  * `jwtVerify` checks of the header, in the same order and with the same error
@@ -180,7 +180,7 @@ const signatureOptions = (algorithm: Algorithm): SignatureOptions | undefined =>
       : undefined;
 
 /** The process's crypto thread, started at the first signature; idle, it keeps nothing alive. */
-const threads = createCryptoThreads();
+const cryptoThread = createCryptoThread();
 
 /**
  * Checks the signature of a parsed JWS with a key of its algorithm, then
@@ -201,7 +201,7 @@ export async function verifyCompactJws(jws: CompactJws, key: JwsKey): Promise<vo
   }
   let verified: boolean;
   try {
-    verified = await threads.verify(
+    verified = await cryptoThread.verify(
       algorithm.hash,
       jws.signingInput,
       key.key,
@@ -249,6 +249,6 @@ export function createJwsSigner(
   const encodedHeader = Buffer.from(JSON.stringify(header)).toString('base64url');
   return async (payload) => {
     const input = `${encodedHeader}.${Buffer.from(payload).toString('base64url')}`;
-    return `${input}.${await threads.sign(algorithm.hash, input, key.key, options)}`;
+    return `${input}.${await cryptoThread.sign(algorithm.hash, input, key.key, options)}`;
   };
 }

@@ -262,8 +262,8 @@ export function createKeyRing(options: KeyRingOptions) {
 
     signer: {
       /**
-       * A JWS of the claims (RFC 7519 §7.1), signed with node:crypto on libuv's
-       * thread pool. Not jose's SignJWT: the domain builds and types the claims, and
+       * A JWS of the claims (RFC 7519 §7.1), signed with node:crypto on the
+       * crypto thread (src/keys/crypto-thread.ts). Not jose's SignJWT: the domain builds and types the claims, and
        * SignJWT's structuredClone of them cost more than anything but the signature.
        */
       async sign(claims: AccessTokenClaims | ConsoleSessionClaims) {

@@ -3,7 +3,7 @@ import { Worker } from 'node:worker_threads';
 import { messageOf } from '../errors.js';
 
 /**
- * The threads' code: plain CommonJS evaluated from a string, as the password
+ * The thread's code: plain CommonJS evaluated from a string, as the password
  * worker's (src/keys/password-hasher.ts), so that it loads alike under jest,
  * tsx and dist/. Keys arrive once each; jobs name them by number. Data and
  * signatures travel as strings: a small Buffer is a view of Node's shared
@@ -38,7 +38,7 @@ export interface SignatureOptions {
   readonly dsaEncoding?: 'der' | 'ieee-p1363';
 }
 
-export interface CryptoThreads {
+export interface CryptoThread {
   /** node:crypto `sign` of `data` (latin1), the signature in base64url. */
   sign(hash: string | null, data: string, key: KeyObject, options?: SignatureOptions): Promise<string>;
   /** node:crypto `verify` of `data` (latin1) against a base64url signature. */
@@ -49,12 +49,12 @@ export interface CryptoThreads {
     signature: string,
     options?: SignatureOptions,
   ): Promise<boolean>;
-  /** Ends the threads; what they were doing, and whatever comes later, is refused with CryptoThreadError. */
+  /** Ends the thread; what it was doing, and whatever comes later, is refused with CryptoThreadError. */
   close(): Promise<void>;
 }
 
 /**
- * The threads, not the job, failed: a thread stopped, or they were closed.
+ * The thread, not the job, failed: it stopped, or it was closed.
  * Not a verdict on a token or a key, which node:crypto's own errors are.
  */
 export class CryptoThreadError extends Error {
@@ -74,86 +74,76 @@ interface Thread {
 }
 
 /**
- * Signatures and verifications on worker threads of their own, beside the
+ * Signatures and verifications on a worker thread of their own, beside the
  * main thread that serves HTTP (docs/performance.md, lever 6). Not libuv's
  * thread pool, which node:crypto's callback forms use: strangers can queue
  * work there (the inflation of a compressed request body, DNS lookups) that
  * exchanges would wait behind, as docs/reference.md §2 already rules for
- * password checks. A job goes to the thread with the fewest in hand; a thread
- * that dies fails its jobs and is replaced by the next job.
+ * password checks. A thread that dies fails its jobs and is replaced by the
+ * next job.
  *
- * One thread by default: one main thread spends about three times as long on
- * an exchange as the arithmetic takes, so it keeps about a third of one
- * thread busy, and a second thread only adds hand-offs (measured: 0.88× the
- * CPU per exchange and 1.14× the exchanges/s with one thread than with two).
+ * One thread: one main thread spends about three times as long on an
+ * exchange as the arithmetic takes, so it keeps about a third of one thread
+ * busy, and a second thread only adds hand-offs (measured: 0.88× the CPU per
+ * exchange and 1.14× the exchanges/s with one thread than with two).
  */
-export function createCryptoThreads(count = 1): CryptoThreads {
-  const threads: (Thread | undefined)[] = new Array<Thread | undefined>(count).fill(undefined);
+export function createCryptoThread(): CryptoThread {
+  let thread: Thread | undefined;
   const keyIds = new WeakMap<KeyObject, number>();
-  /** A key no longer referenced here is dropped by the threads too (keys are replaced on rotation and JWKS refresh). */
+  /** A key no longer referenced here is dropped by the thread too (keys are replaced on rotation and JWKS refresh). */
   const forgotten = new FinalizationRegistry<number>((keyId) => {
-    for (const thread of threads) {
-      if (thread?.keys.delete(keyId)) thread.worker.postMessage({ forget: keyId });
-    }
+    if (thread?.keys.delete(keyId)) thread.worker.postMessage({ forget: keyId });
   });
   let nextKeyId = 0;
   let nextJobId = 0;
   let closed = false;
 
-  function start(slot: number): Thread {
+  function start(): Thread {
     // No inherited flags: --input-type=module or a loader would change how the source is read.
     const worker = new Worker(WORKER_SOURCE, { eval: true, execArgv: [] });
     worker.unref();
-    const thread: Thread = { worker, jobs: new Map(), keys: new Set() };
+    const started: Thread = { worker, jobs: new Map(), keys: new Set() };
     worker.on('message', ({ id, result, error }: { id: number; result?: unknown; error?: string }) => {
-      const job = thread.jobs.get(id);
-      thread.jobs.delete(id);
+      const job = started.jobs.get(id);
+      started.jobs.delete(id);
       // Referenced only while it works: an idle thread never keeps the process alive.
-      if (thread.jobs.size === 0) worker.unref();
+      if (started.jobs.size === 0) worker.unref();
       if (error === undefined) job?.resolve(result);
       else job?.reject(new Error(error));
     });
     const fail = (reason: string) => {
-      if (threads[slot] === thread) threads[slot] = undefined;
-      for (const job of thread.jobs.values()) job.reject(new CryptoThreadError(reason));
-      thread.jobs.clear();
+      if (thread === started) thread = undefined;
+      for (const job of started.jobs.values()) job.reject(new CryptoThreadError(reason));
+      started.jobs.clear();
     };
     // An 'error' is always followed by 'exit'.
-    worker.on('error', (error) => fail(`a crypto thread failed: ${messageOf(error)}`));
-    worker.on('exit', () => fail('a crypto thread stopped'));
-    return thread;
+    worker.on('error', (error) => fail(`the crypto thread failed: ${messageOf(error)}`));
+    worker.on('exit', () => fail('the crypto thread stopped'));
+    return started;
   }
 
   function run<T>(key: KeyObject, job: Record<string, unknown>): Promise<T> {
-    if (closed) return Promise.reject(new CryptoThreadError('the crypto threads are closed'));
-    let slot = 0;
-    for (let i = 0; i < count; i++) {
-      if (!threads[i]) {
-        slot = i;
-        break;
-      }
-      if (threads[i]!.jobs.size < threads[slot]!.jobs.size) slot = i;
-    }
-    const thread = (threads[slot] ??= start(slot));
+    if (closed) return Promise.reject(new CryptoThreadError('the crypto thread is closed'));
+    const current = (thread ??= start());
     let keyId = keyIds.get(key);
     if (keyId === undefined) {
       keyIds.set(key, (keyId = nextKeyId++));
       forgotten.register(key, keyId);
     }
-    if (!thread.keys.has(keyId)) {
-      thread.worker.postMessage({ keyId, key });
-      thread.keys.add(keyId);
+    if (!current.keys.has(keyId)) {
+      current.worker.postMessage({ keyId, key });
+      current.keys.add(keyId);
     }
     const id = nextJobId++;
-    if (thread.jobs.size === 0) thread.worker.ref();
+    if (current.jobs.size === 0) current.worker.ref();
     return new Promise<T>((resolve, reject) => {
-      thread.jobs.set(id, { resolve: resolve as (result: unknown) => void, reject });
+      current.jobs.set(id, { resolve: resolve as (result: unknown) => void, reject });
       try {
-        thread.worker.postMessage({ ...job, id, keyId });
+        current.worker.postMessage({ ...job, id, keyId });
       } catch (error) {
-        // A job that never reached its thread must not stay in hand, or the thread would stay referenced.
-        thread.jobs.delete(id);
-        if (thread.jobs.size === 0) thread.worker.unref();
+        // A job that never reached the thread must not stay in hand, or the thread would stay referenced.
+        current.jobs.delete(id);
+        if (current.jobs.size === 0) current.worker.unref();
         reject(error as Error);
       }
     });
@@ -164,7 +154,7 @@ export function createCryptoThreads(count = 1): CryptoThreads {
     verify: (hash, data, key, signature, options) => run(key, { hash, data, options, signature }),
     async close() {
       closed = true;
-      await Promise.all(threads.map((thread) => thread?.worker.terminate()));
+      await thread?.worker.terminate();
     },
   };
 }
